@@ -1,0 +1,58 @@
+"""Exceptions raised by the judge.
+
+`JudgeError` is deliberately *not* an `AssertionError`: a judge that cannot give a
+verdict has not said the candidate is worse, so a test that hits it is reported as an
+error, never as a pass or a fail.
+"""
+
+from __future__ import annotations
+
+
+class JudgeError(Exception):
+    """The judge could not give a verdict.
+
+    The message states the cause and the fix in one line. It never contains an API key.
+    """
+
+    #: Short machine-readable cause, used in reports and counters.
+    kind: str = "judge_error"
+
+    def __init__(self, message: str, *, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The judge's last answer, when the failure is about its content.
+        self.raw = raw
+
+
+class JudgeNotConfiguredError(JudgeError):
+    """No judge endpoint was configured and the cache did not hold the answer."""
+
+    kind = "not_configured"
+
+
+class JudgeUnavailableError(JudgeError):
+    """The endpoint could not be reached or kept failing after every retry."""
+
+    kind = "unavailable"
+
+
+class JudgeOutputError(JudgeError):
+    """The judge answered, but not in the protocol's format, even after one repair request."""
+
+    kind = "unparseable"
+
+
+class CacheMissError(JudgeError):
+    """Replay mode needed a judge call that the cache does not hold."""
+
+    kind = "cache_miss"
+
+
+class InputTooLargeError(JudgeError):
+    """A prompt or response exceeds the configured size limit; refused before any request."""
+
+    kind = "input_too_large"
+
+
+class ParseError(ValueError):
+    """One attempt at reading judge output failed. The message is sent back as a repair request."""
