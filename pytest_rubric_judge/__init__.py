@@ -2,4 +2,55 @@
 
 A judge model writes a rubric for each prompt, scores two responses on every criterion in
 both slot orders, and says which is better; verdicts that flip with the order are refused.
+
+Importing this package has no side effects; the pytest plugin lives in
+`pytest_rubric_judge.plugin` and is registered through the `pytest11` entry point.
 """
+
+from .assertions import JudgmentFailed, assert_not_worse, assert_preferred
+from .errors import (
+    CacheMissError,
+    InputTooLargeError,
+    JudgeError,
+    JudgeNotConfiguredError,
+    JudgeOutputError,
+    JudgeUnavailableError,
+)
+from .judge import Judge, JudgeStats
+from .models import (
+    LABELS,
+    CallInfo,
+    Criterion,
+    CriterionScore,
+    Label,
+    PassResult,
+    Rubric,
+    Usage,
+    Verdict,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LABELS",
+    "CacheMissError",
+    "CallInfo",
+    "Criterion",
+    "CriterionScore",
+    "InputTooLargeError",
+    "Judge",
+    "JudgeError",
+    "JudgeNotConfiguredError",
+    "JudgeOutputError",
+    "JudgeStats",
+    "JudgeUnavailableError",
+    "JudgmentFailed",
+    "Label",
+    "PassResult",
+    "Rubric",
+    "Usage",
+    "Verdict",
+    "__version__",
+    "assert_not_worse",
+    "assert_preferred",
+]

@@ -102,8 +102,15 @@ instructions give. Do not add anything else."""
 
 TEMPLATE_HASH = hashlib.sha256(
     "\x00".join(
-        (PROTOCOL_VERSION, _RUBRIC_SYSTEM, _PASS_SYSTEM, _RUBRIC_USER, _PASS_USER_HEAD)
-        + (_PASS_USER_TAIL, _REPAIR)
+        (
+            PROTOCOL_VERSION,
+            _RUBRIC_SYSTEM,
+            _PASS_SYSTEM,
+            _RUBRIC_USER,
+            _PASS_USER_HEAD,
+            _PASS_USER_TAIL,
+            _REPAIR,
+        )
     ).encode()
 ).hexdigest()[:16]
 

@@ -1,0 +1,76 @@
+"""Which judge an assertion uses when none is passed, and who hears about its verdicts.
+
+The pytest plugin sets a `JudgeContext` around each test; outside pytest an assertion
+needs an explicit `judge=`. A context variable (not a module global) carries it, so
+concurrent runs in other threads or tasks never see each other's judge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import JudgeNotConfiguredError
+
+if TYPE_CHECKING:
+    from .judge import Judge
+    from .models import Verdict
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One judged assertion, as the report sees it."""
+
+    verdict: Verdict
+    assertion: str  # "assert_preferred" or "assert_not_worse"
+    passed: bool
+    #: The names under which responses A and B appear in messages and reports.
+    names: tuple[str, str] = ("baseline", "new")
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class JudgeContext:
+    """A source of the default judge and a listener for judgements."""
+
+    get_judge: Callable[[], Judge]
+    on_judgement: Callable[[Judgement], None] | None = None
+
+
+_CURRENT: ContextVar[JudgeContext | None] = ContextVar("rubric_judge_context", default=None)
+
+
+@contextmanager
+def judge_context(context: JudgeContext) -> Iterator[JudgeContext]:
+    """Make `context` the default for assertions inside the block."""
+    token = _CURRENT.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_context() -> JudgeContext | None:
+    return _CURRENT.get()
+
+
+def resolve_judge(judge: Judge | None) -> Judge:
+    """`judge` itself, else the judge of the surrounding pytest run."""
+    if judge is not None:
+        return judge
+    context = _CURRENT.get()
+    if context is None:
+        raise JudgeNotConfiguredError(
+            "no judge given and no pytest run configured one: pass judge=Judge(base_url, model)"
+        )
+    return context.get_judge()
+
+
+def record(judgement: Judgement) -> None:
+    """Tell the surrounding run about a judgement (no-op outside one)."""
+    context = _CURRENT.get()
+    if context is not None and context.on_judgement is not None:
+        context.on_judgement(judgement)

@@ -1,0 +1,439 @@
+"""The judge: rubric, then two passes in both orders, then a verdict.
+
+`Judge` owns the HTTP client, the cache and a small thread pool. A rubric depends on the
+prompt alone, so it is generated once per (prompt, reference) and reused for both orders
+and for every pair of responses to that prompt. Every judge call goes through the cache
+first; what the cache stores is the parsed answer in slot terms, so verdicts are rebuilt
+from cached passes without calling the judge.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from . import prompts
+from .cache import CacheEntry, CacheMode, JudgeCache, cache_key, key_fields
+from .client import ChatClient, Completion
+from .errors import (
+    CacheMissError,
+    InputTooLargeError,
+    JudgeError,
+    JudgeNotConfiguredError,
+    JudgeOutputError,
+    ParseError,
+)
+from .models import CallInfo, Criterion, Order, Rubric, SlotScores, Usage, Verdict
+from .parsing import parse_pass, parse_rubric, render_error_hint
+from .scoring import build_verdict, orient
+
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
+CriteriaArg = Rubric | Iterable[Criterion | Mapping[str, object]] | None
+
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_MAX_TOKENS = 2048
+DEFAULT_MAX_INPUT_CHARS = 200_000
+
+NOT_CONFIGURED_HINT = (
+    "point the plugin at an OpenAI-compatible judge: --judge-url and --judge-model "
+    "(or RUBRIC_JUDGE_BASE_URL and RUBRIC_JUDGE_MODEL), for example after "
+    "`vllm serve Qwen/Qwen2.5-7B-Instruct --port 8000` use "
+    "--judge-url http://127.0.0.1:8000/v1 --judge-model Qwen/Qwen2.5-7B-Instruct"
+)
+
+
+@dataclass
+class JudgeStats:
+    """Counters of one judge's work, safe to update from several threads."""
+
+    requests: int = 0
+    retries: int = 0
+    repairs: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    judge_errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                name: getattr(self, name)
+                for name in self.__dataclass_fields__
+                if not name.startswith("_")
+            }
+
+
+class Judge:
+    """A judge model behind an OpenAI-compatible chat-completions endpoint.
+
+    `base_url` may be None: the judge then answers from its cache only, and a comparison
+    that is not cached raises `JudgeNotConfiguredError`. `model` may be None when the
+    server serves one model: it is asked for its model list on first use.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str | None,
+        *,
+        api_key: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache_mode: CacheMode = "rw",
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        temperature: float = 0.0,
+        max_tokens: int | None = DEFAULT_MAX_TOKENS,
+        top_p: float | None = None,
+        seed: int | None = None,
+        min_criteria: int = 2,
+        max_criteria: int = 8,
+        max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
+        concurrency: int = 8,
+        client: ChatClient | None = None,
+    ) -> None:
+        if cache_dir is None and cache_mode != "off":
+            cache_mode = "off"
+        if not 1 <= min_criteria <= max_criteria:
+            raise ValueError("need 1 <= min_criteria <= max_criteria")
+        if max_input_chars < 1:
+            raise ValueError("max_input_chars must be >= 1")
+        self.base_url = base_url
+        self._model = model
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.top_p = top_p
+        self.seed = seed
+        self.min_criteria = min_criteria
+        self.max_criteria = max_criteria
+        self.max_input_chars = max_input_chars
+        self.cache = JudgeCache(Path(cache_dir) if cache_dir is not None else None, cache_mode)
+        self.stats = JudgeStats()
+        if client is None and base_url:
+            client = ChatClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self.client = client
+        # Drawn once per judge so the prompt block stays a shared prefix between passes.
+        self._context_code = prompts.new_code()
+        self._pool = ThreadPoolExecutor(max_workers=max(2, concurrency), thread_name_prefix="judge")
+        self._lock = threading.Lock()
+        self._rubrics: dict[tuple[str, str | None], Rubric] = {}
+        self._rubric_locks: dict[tuple[str, str | None], threading.Lock] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, model={self._model!r}, "
+            f"cache={self.cache.mode})"
+        )
+
+    # -- configuration ---------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        """The judge model's name; asked of the server when it was not given."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    if self.client is None:
+                        return ""
+                    models = self.client.list_models()
+                    if not models:
+                        raise JudgeNotConfiguredError(
+                            "the judge server lists no model; set --judge-model"
+                        )
+                    self._model = models[0]
+        return self._model
+
+    @property
+    def sampling(self) -> dict[str, object]:
+        """Sampling parameters: part of every cache key."""
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "structured_output": False,
+        }
+
+    def close(self) -> None:
+        """Stop the worker threads and close connections and the cache."""
+        self._pool.shutdown(wait=True)
+        if self.client is not None:
+            self.client.close()
+        self.cache.close()
+
+    def __enter__(self) -> Judge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API ------------------------------------------------------------------
+
+    def rubric(self, prompt: str, *, reference: str | None = None) -> Rubric:
+        """Phase 1: the criteria for this prompt, generated once and reused."""
+        self._check_size(prompt=prompt, reference=reference)
+        memo_key = (prompt, reference)
+        with self._lock:
+            cached = self._rubrics.get(memo_key)
+            if cached is not None:
+                return cached
+            key_lock = self._rubric_locks.setdefault(memo_key, threading.Lock())
+        with key_lock:  # one generation per prompt, even under concurrent comparisons
+            with self._lock:
+                cached = self._rubrics.get(memo_key)
+            if cached is not None:
+                return cached
+            messages = prompts.rubric_messages(
+                prompt,
+                reference=reference,
+                context_code=self._context_code,
+                min_criteria=self.min_criteria,
+                max_criteria=self.max_criteria,
+            )
+            fields = self._key_fields("rubric", prompt, reference)
+            rubric, _ = self._call(
+                fields,
+                messages,
+                lambda text: parse_rubric(
+                    text, min_criteria=self.min_criteria, max_criteria=self.max_criteria
+                ),
+                Rubric,
+                what=f"the rubric for prompt {_excerpt(prompt)}",
+            )
+            with self._lock:
+                self._rubrics[memo_key] = rubric
+            return rubric
+
+    def compare(
+        self,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        *,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+    ) -> Verdict:
+        """Judge A against B in both slot orders and reconcile the two passes.
+
+        The two passes are sent concurrently. With `criteria`, phase 1 is skipped.
+        """
+        self._check_size(
+            prompt=prompt, reference=reference, response_a=response_a, response_b=response_b
+        )
+        rubric = (
+            Rubric.of(criteria, source="user")
+            if criteria is not None
+            else self.rubric(prompt, reference=reference)
+        )
+        futures: list[Future[tuple[SlotScores, CallInfo]]] = [
+            self._pool.submit(self._pass, prompt, rubric, a, b, reference)
+            for a, b in ((response_a, response_b), (response_b, response_a))
+        ]
+        results = _gather(futures)
+        orders: tuple[Order, Order] = ("forward", "reversed")
+        forward, reversed_ = (
+            orient(slot, rubric, order, call)
+            for (slot, call), order in zip(results, orders, strict=True)
+        )
+        return build_verdict(
+            rubric,
+            forward,
+            reversed_,
+            prompt=prompt,
+            reference=reference,
+            response_a=response_a,
+            response_b=response_b,
+            judge_model=forward.call.model or self._model or "",
+        )
+
+    # -- internals -------------------------------------------------------------------
+
+    def _check_size(self, **texts: str | None) -> None:
+        for name, text in texts.items():
+            if text is not None and len(text) > self.max_input_chars:
+                raise InputTooLargeError(
+                    f"{name} has {len(text):,} characters, over the limit of "
+                    f"{self.max_input_chars:,}; shorten it or raise --judge-max-input-chars"
+                )
+
+    def _key_fields(
+        self,
+        kind: str,
+        prompt: str,
+        reference: str | None,
+        rubric: Rubric | None = None,
+        slot_a: str | None = None,
+        slot_b: str | None = None,
+    ) -> dict[str, object]:
+        return key_fields(
+            kind="pass" if kind == "pass" else "rubric",
+            protocol_version=prompts.PROTOCOL_VERSION,
+            template_hash=prompts.TEMPLATE_HASH,
+            model=self.model if self.base_url else (self._model or ""),
+            sampling=self.sampling,
+            prompt=prompt,
+            reference=reference,
+            rubric=rubric.canonical() if rubric is not None else None,
+            response_slot_a=slot_a,
+            response_slot_b=slot_b,
+        )
+
+    def _pass(
+        self, prompt: str, rubric: Rubric, slot_a: str, slot_b: str, reference: str | None
+    ) -> tuple[SlotScores, CallInfo]:
+        messages = prompts.pass_messages(
+            prompt,
+            rubric,
+            slot_a,
+            slot_b,
+            reference=reference,
+            context_code=self._context_code,
+            response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
+        )
+        fields = self._key_fields("pass", prompt, reference, rubric, slot_a, slot_b)
+        return self._call(
+            fields,
+            messages,
+            lambda text: parse_pass(text, rubric),
+            SlotScores,
+            what=f"a pass on prompt {_excerpt(prompt)}",
+        )
+
+    def _call(
+        self,
+        fields: dict[str, object],
+        messages: list[dict[str, str]],
+        parse: Callable[[str], ParsedT],
+        model_type: type[ParsedT],
+        *,
+        what: str,
+    ) -> tuple[ParsedT, CallInfo]:
+        """One judge call through the cache, with one repair request on a parse error."""
+        key = cache_key(fields)
+        if self.cache.reads:
+            entry = self.cache.get(key)
+            if entry is not None:
+                self.stats.add(cache_hits=1)
+                info = CallInfo(
+                    raw=entry.raw,
+                    usage=entry.usage,
+                    latency_s=entry.latency_s,
+                    cached=True,
+                    model=entry.model,
+                )
+                return model_type.model_validate(entry.parsed), info
+            self.stats.add(cache_misses=1)
+        if self.cache.mode == "replay":
+            self.stats.add(judge_errors=1)
+            raise CacheMissError(
+                f"replay mode has no cached judge answer for {what}; run once with "
+                "--judge-cache=rw against a judge to record it"
+            )
+        if self.client is None:
+            self.stats.add(judge_errors=1)
+            raise JudgeNotConfiguredError(
+                f"no judge configured and no cached answer for {what}: {NOT_CONFIGURED_HINT}"
+            )
+        started = time.perf_counter()
+        try:
+            completion = self._complete(messages)
+            usage, retries, repaired = completion.usage, completion.retries, False
+            try:
+                parsed = parse(completion.text)
+            except ParseError as first:
+                self.stats.add(repairs=1)
+                hint = render_error_hint(first, completion.finish_reason)
+                completion = self._complete(
+                    prompts.repair_messages(messages, completion.text, hint)
+                )
+                usage, retries, repaired = (
+                    usage + completion.usage,
+                    retries + completion.retries,
+                    True,
+                )
+                try:
+                    parsed = parse(completion.text)
+                except ParseError as second:
+                    raise JudgeOutputError(
+                        f"the judge's answer for {what} could not be read after one repair "
+                        f"request: {render_error_hint(second, completion.finish_reason)}",
+                        raw=completion.text,
+                    ) from second
+        except JudgeError:
+            self.stats.add(judge_errors=1)
+            raise
+        info = CallInfo(
+            raw=completion.text,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            cached=False,
+            repaired=repaired,
+            retries=retries,
+            model=completion.model,
+        )
+        if self.cache.writes:
+            self.cache.put(
+                CacheEntry(
+                    key=key,
+                    fields=fields,
+                    raw=info.raw,
+                    parsed=parsed.model_dump(mode="json"),
+                    usage=info.usage,
+                    latency_s=info.latency_s,
+                    created_at=time.time(),
+                    model=info.model,
+                )
+            )
+        return parsed, info
+
+    def _complete(self, messages: list[dict[str, str]]) -> Completion:
+        assert self.client is not None
+        try:
+            completion = self.client.complete(
+                messages,
+                model=self.model,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                top_p=self.top_p,
+                seed=self.seed,
+            )
+        finally:
+            self.stats.add(requests=1)
+        self.stats.add(
+            retries=completion.retries,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+        )
+        return completion
+
+
+def _gather(futures: list[Future[Any]]) -> list[Any]:
+    """Wait for every future (so finished passes reach the cache), then raise the first error."""
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    return [f.result() for f in futures]
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
+
+
+__all__ = ["Judge", "JudgeStats", "Usage"]

@@ -1,0 +1,239 @@
+"""The plugin's options: one table, read from the command line, the environment and ini.
+
+Precedence: command line, then environment variable, then ini key, then default. Values
+are validated when read, so a bad one is a usage error before any test runs. The API key
+is never an option: it comes only from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cache import CACHE_MODES
+
+API_KEY_ENV = ("RUBRIC_JUDGE_API_KEY", "OPENAI_API_KEY")
+DEFAULT_CACHE_DIR = ".rubric_judge_cache"
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def cache_mode(text: str) -> str:
+    if text not in CACHE_MODES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a cache mode; choose one of {', '.join(CACHE_MODES)}"
+        )
+    return text
+
+
+def text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its flag, ini key, environment variables, parser, default and help."""
+
+    dest: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    env: tuple[str, ...] = ()
+    metavar: str | None = None
+    flag: bool = False
+
+    @property
+    def cli(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "judge_url",
+        text,
+        None,
+        "base URL of the OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1",
+        env=("RUBRIC_JUDGE_BASE_URL", "OPENAI_BASE_URL"),
+        metavar="URL",
+    ),
+    Option(
+        "judge_model",
+        text,
+        None,
+        "judge model name as the server knows it (default: the server's only model)",
+        env=("RUBRIC_JUDGE_MODEL",),
+        metavar="NAME",
+    ),
+    Option(
+        "judge_cache_dir",
+        text,
+        None,
+        f"folder of the verdict cache (default: {DEFAULT_CACHE_DIR} under the rootdir)",
+        env=("RUBRIC_JUDGE_CACHE_DIR",),
+        metavar="DIR",
+    ),
+    Option(
+        "judge_cache",
+        cache_mode,
+        "rw",
+        "cache mode: rw (read and write, default), replay (cache only, a miss is an error, "
+        "no network), refresh (call the judge and overwrite), off",
+        env=("RUBRIC_JUDGE_CACHE",),
+        metavar="MODE",
+    ),
+    Option(
+        "judge_timeout",
+        positive_float,
+        120.0,
+        "seconds to wait for one judge answer",
+        metavar="SECONDS",
+    ),
+    Option(
+        "judge_max_retries",
+        non_negative_int,
+        3,
+        "retries of a failed judge request (connection errors, 429, 5xx)",
+        metavar="N",
+    ),
+    Option("judge_temperature", non_negative_float, 0.0, "judge sampling temperature", metavar="T"),
+    Option("judge_max_tokens", positive_int, 2048, "most tokens in one judge answer", metavar="N"),
+    Option(
+        "judge_max_input_chars",
+        positive_int,
+        200_000,
+        "longest prompt or response accepted, in characters",
+        metavar="N",
+    ),
+    Option(
+        "judge_update_baselines",
+        lambda v: v.strip().lower() in ("1", "true", "yes", "on"),
+        False,
+        "write missing baselines, and replace those a candidate beats in both orders",
+        flag=True,
+    ),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rubric-judge", "rubric judge (pytest-rubric-judge)")
+    for option in OPTIONS:
+        if option.flag:
+            group.addoption(
+                option.cli, action="store_true", default=None, dest=option.dest, help=option.help
+            )
+            parser.addini(option.dest, option.help, type="bool", default=False)
+            continue
+        env = f" [env: {', '.join(option.env)}]" if option.env else ""
+        group.addoption(
+            option.cli,
+            dest=option.dest,
+            type=option.parse,
+            default=None,
+            metavar=option.metavar,
+            help=option.help + env,
+        )
+        parser.addini(option.dest, option.help, default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    judge_url: str | None
+    judge_model: str | None
+    judge_cache_dir: Path
+    judge_cache: str
+    judge_timeout: float
+    judge_max_retries: int
+    judge_temperature: float
+    judge_max_tokens: int
+    judge_max_input_chars: int
+    judge_update_baselines: bool
+
+    @property
+    def api_key(self) -> str | None:
+        for name in API_KEY_ENV:
+            value = os.environ.get(name)
+            if value:
+                return value
+        return None
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """Resolve every option; a bad environment or ini value is a usage error naming it."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = config.getoption(option.dest)
+        source = option.cli
+        if value is None:
+            for name in option.env:
+                if os.environ.get(name):
+                    value, source = os.environ[name], f"environment variable {name}"
+                    break
+        if value is None:
+            value, source = config.getini(option.dest), f"ini key {option.dest}"
+            if value in (None, "") and not option.flag:
+                value = None
+        if value is None:
+            values[option.dest] = option.default
+            continue
+        if isinstance(value, str):
+            try:
+                value = option.parse(value)
+            except argparse.ArgumentTypeError as error:
+                raise pytest.UsageError(f"{source}: {error}") from None
+        values[option.dest] = value
+    values["judge_cache_dir"] = _cache_dir(config, config.getoption("judge_cache_dir"))
+    return Settings(**values)
+
+
+def _cache_dir(config: pytest.Config, cli_value: str | None) -> Path:
+    if cli_value:
+        return (config.invocation_params.dir / cli_value).resolve()
+    env_value = os.environ.get("RUBRIC_JUDGE_CACHE_DIR")
+    if env_value:
+        return Path(env_value).resolve()
+    ini_value = config.getini("judge_cache_dir")
+    if ini_value:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / str(ini_value)).resolve()
+    return config.rootpath / DEFAULT_CACHE_DIR

@@ -1,0 +1,29 @@
+"""Shared fixtures: a fake judge server on 127.0.0.1 and pytester helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_rubric_judge.testing import FakeJudge
+
+
+@pytest.fixture
+def fake_judge() -> Iterator[FakeJudge]:
+    """A fresh fake judge server (heuristic policy) for one test."""
+    with FakeJudge() as server:
+        yield server
+
+
+@pytest.fixture
+def judge_args(fake_judge: FakeJudge, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Command-line options pointing a pytester run at the fake judge and a private cache."""
+    cache = tmp_path_factory.mktemp("judge-cache")
+    return [
+        f"--judge-url={fake_judge.url}",
+        f"--judge-model={fake_judge.model}",
+        f"--judge-cache-dir={cache}",
+        "--judge-max-retries=0",
+        "--judge-timeout=10",
+    ]
