@@ -36,8 +36,16 @@ def _both_orders(verdict: Verdict, label: str) -> bool:
     return verdict.forward.preference == label and verdict.reversed.preference == label
 
 
-def _finish(assertion: str, verdict: Verdict, failure: str | None) -> Verdict:
-    record(Judgement(verdict=verdict, assertion=assertion, passed=failure is None, names=NAMES))
+def _finish(assertion: str, judge: Judge, verdict: Verdict, failure: str | None) -> Verdict:
+    record(
+        Judgement(
+            verdict=verdict,
+            assertion=assertion,
+            passed=failure is None,
+            names=NAMES,
+            judge=judge,
+        )
+    )
     if failure is not None:
         raise JudgmentFailed(_message(failure, verdict), verdict)
     return verdict
@@ -94,11 +102,13 @@ def assert_preferred(
     (an AssertionError) with the criterion table, or `JudgeError` when the judge could not
     give a verdict.
     """
-    verdict = resolve_judge(judge).compare(
-        prompt, baseline, new, criteria=criteria, reference=reference
-    )
+    judge = resolve_judge(judge)
+    verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
     return _finish(
-        "assert_preferred", verdict, preferred_failure(verdict, min_margin, require_consistent)
+        "assert_preferred",
+        judge,
+        verdict,
+        preferred_failure(verdict, min_margin, require_consistent),
     )
 
 
@@ -119,9 +129,11 @@ def assert_not_worse(
     (the report still shows the flip). With `require_consistent=False` a reconciled
     preference for the baseline is enough to fail.
     """
-    verdict = resolve_judge(judge).compare(
-        prompt, baseline, new, criteria=criteria, reference=reference
-    )
+    judge = resolve_judge(judge)
+    verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
     return _finish(
-        "assert_not_worse", verdict, not_worse_failure(verdict, tolerance, require_consistent)
+        "assert_not_worse",
+        judge,
+        verdict,
+        not_worse_failure(verdict, tolerance, require_consistent),
     )

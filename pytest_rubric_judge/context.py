@@ -30,6 +30,8 @@ class Judgement:
     #: The names under which responses A and B appear in messages and reports.
     names: tuple[str, str] = ("baseline", "new")
     note: str = ""
+    #: The judge that gave the verdict, so a run can total the work of every judge used.
+    judge: Judge | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ class RubricJudgePlugin:
         self.settings = settings
         self._judge: Judge | None = None
         self._lock = threading.Lock()
+        #: Every judge that gave a verdict in this run, for the totals.
+        self._judges: dict[int, Judge] = {}
         self.results: list[tuple[str, Judgement]] = []
         self.errors: list[tuple[str, str]] = []
         self.approved_baselines: list[BaselineWrite] = []
@@ -78,6 +80,8 @@ class RubricJudgePlugin:
     # -- per test ----------------------------------------------------------------------
 
     def _on_judgement(self, item: pytest.Item, judgement: Judgement) -> None:
+        if judgement.judge is not None:
+            self._judges.setdefault(id(judgement.judge), judgement.judge)
         item.stash.setdefault(judgements_key, []).append(judgement)
         item.config.hook.pytest_rubric_judge_verdict(item=item, verdict=judgement.verdict)
 
@@ -147,7 +151,13 @@ class RubricJudgePlugin:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not (self.results or self.errors or self.notes):
             return
-        totals = self._judge.stats.as_dict() if self._judge is not None else {}
+        judges = dict(self._judges)
+        if self._judge is not None:
+            judges.setdefault(id(self._judge), self._judge)
+        totals: dict[str, int] = {}
+        for each in judges.values():
+            for name, value in each.stats.as_dict().items():
+                totals[name] = totals.get(name, 0) + value
         terminalreporter.section(SECTION)
         for line in summary_lines(self.results, totals, errors=self.errors, notes=self.notes):
             terminalreporter.write_line(line)
