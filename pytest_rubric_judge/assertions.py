@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .context import Judgement, record, resolve_judge
 from .models import Verdict
-from .report.text import headline, verdict_table
+from .report.text import headline, signed, verdict_table
 
 if TYPE_CHECKING:
     from .judge import CriteriaArg, Judge
@@ -37,6 +37,7 @@ def _both_orders(verdict: Verdict, label: str) -> bool:
 
 
 def _finish(assertion: str, judge: Judge, verdict: Verdict, failure: str | None) -> Verdict:
+    __tracebackhide__ = True  # pytest shows the failing assertion, not this frame
     record(
         Judgement(
             verdict=verdict,
@@ -63,7 +64,7 @@ def preferred_failure(verdict: Verdict, min_margin: float, require_consistent: b
     gain = verdict.weighted_b - verdict.weighted_a
     if gain < min_margin:
         return (
-            f"new's weighted score leads baseline's by {gain:+.3f}, "
+            f"new's weighted score leads baseline's by {signed(gain)}, "
             f"less than min_margin {min_margin:.3f}"
         )
     return None
@@ -102,6 +103,7 @@ def assert_preferred(
     (an AssertionError) with the criterion table, or `JudgeError` when the judge could not
     give a verdict.
     """
+    __tracebackhide__ = True
     judge = resolve_judge(judge)
     verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
     return _finish(
@@ -129,6 +131,7 @@ def assert_not_worse(
     (the report still shows the flip). With `require_consistent=False` a reconciled
     preference for the baseline is enough to fail.
     """
+    __tracebackhide__ = True
     judge = resolve_judge(judge)
     verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
     return _finish(

@@ -78,6 +78,7 @@ class Baseline:
         self._item.stash.setdefault(baseline_key, []).append(BaselineWrite(self.path, text, reason))
 
     def _stored_or_record(self, new: str) -> str | None:
+        __tracebackhide__ = True
         stored = read_baseline(self.path)
         if stored is None:
             if not self.update:
@@ -94,6 +95,7 @@ class Baseline:
         self, new: str, *, prompt: str, tolerance: float = 0.0, **kwargs: Any
     ) -> Verdict | None:
         """`assert_not_worse(new, <stored baseline>, ...)`; None when a baseline was recorded."""
+        __tracebackhide__ = True
         stored = self._stored_or_record(new)
         if stored is None:
             return None
@@ -112,6 +114,7 @@ class Baseline:
         self, new: str, *, prompt: str, min_margin: float = 0.0, **kwargs: Any
     ) -> Verdict | None:
         """`assert_preferred(new, <stored baseline>, ...)`; None when a baseline was recorded."""
+        __tracebackhide__ = True
         stored = self._stored_or_record(new)
         if stored is None:
             return None

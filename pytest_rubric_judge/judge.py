@@ -144,19 +144,24 @@ class Judge:
 
     @property
     def model(self) -> str:
-        """The judge model's name; asked of the server when it was not given."""
-        if self._model is None:
+        """The judge model's name; asked of the server when it was not given.
+
+        In replay mode the server is never asked: the name is what was configured.
+        """
+        if self._model is None and self.cache.mode != "replay":
             with self._lock:
                 if self._model is None:
                     if self.client is None:
                         return ""
                     models = self.client.list_models()
-                    if not models:
+                    if len(models) != 1:
+                        listed = ", ".join(models[:10]) if models else "none"
                         raise JudgeNotConfiguredError(
-                            "the judge server lists no model; set --judge-model"
+                            f"the judge server lists {len(models)} models ({listed}); "
+                            "choose one with --judge-model or RUBRIC_JUDGE_MODEL"
                         )
                     self._model = models[0]
-        return self._model
+        return self._model or ""
 
     @property
     def sampling(self) -> dict[str, object]:
@@ -284,7 +289,7 @@ class Judge:
             kind="pass" if kind == "pass" else "rubric",
             protocol_version=prompts.PROTOCOL_VERSION,
             template_hash=prompts.TEMPLATE_HASH,
-            model=self.model if self.base_url else (self._model or ""),
+            model=self.model,
             sampling=self.sampling,
             prompt=prompt,
             reference=reference,
@@ -341,8 +346,9 @@ class Judge:
         if self.cache.mode == "replay":
             self.stats.add(judge_errors=1)
             raise CacheMissError(
-                f"replay mode has no cached judge answer for {what}; run once with "
-                "--judge-cache=rw against a judge to record it"
+                f"replay mode has no cached judge answer for {what} with judge model "
+                f"{self.model or '(none set)'!r}; run once with --judge-cache=rw against a "
+                "judge to record it, with the same --judge-model"
             )
         if self.client is None:
             self.stats.add(judge_errors=1)

@@ -174,6 +174,10 @@ def _relative(path: Path, config: pytest.Config) -> str:
         return str(path)
 
 
+def _round(value: float) -> float:
+    return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
 def _properties(judgement: Judgement) -> list[tuple[str, object]]:
     """A judgement's key facts as junitxml properties (`item.user_properties`)."""
     verdict = judgement.verdict
@@ -182,9 +186,9 @@ def _properties(judgement: Judgement) -> list[tuple[str, object]]:
         ("judge_assertion", judgement.assertion),
         ("judge_preference", verdict.preference),
         ("judge_consistent", verdict.consistent),
-        ("judge_margin", round(verdict.margin, 4)),
-        (f"judge_weighted_{baseline}", round(verdict.weighted_a, 4)),
-        (f"judge_weighted_{new}", round(verdict.weighted_b, 4)),
+        (f"judge_margin_{new}_minus_{baseline}", _round(verdict.weighted_b - verdict.weighted_a)),
+        (f"judge_weighted_{baseline}", _round(verdict.weighted_a)),
+        (f"judge_weighted_{new}", _round(verdict.weighted_b)),
         ("judge_cached", verdict.cached),
     ]
     for criterion in verdict.rubric.criteria:
@@ -249,7 +253,7 @@ def pytest_rubric_judge_make_judge(config: pytest.Config) -> Judge:
         settings.judge_model,
         api_key=settings.api_key,
         cache_dir=settings.judge_cache_dir,
-        cache_mode=settings.judge_cache,  # type: ignore[arg-type]
+        cache_mode=settings.judge_cache,
         timeout=settings.judge_timeout,
         max_retries=settings.judge_max_retries,
         temperature=settings.judge_temperature,

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from .cache import CACHE_MODES
+from .cache import CACHE_MODES, CacheMode, validate_mode
+from .client import normalize_base_url
 
 API_KEY_ENV = ("RUBRIC_JUDGE_API_KEY", "OPENAI_API_KEY")
 DEFAULT_CACHE_DIR = ".rubric_judge_cache"
@@ -59,16 +60,23 @@ def positive_int(text: str) -> int:
     return value
 
 
-def cache_mode(text: str) -> str:
+def cache_mode(text: str) -> CacheMode:
     if text not in CACHE_MODES:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a cache mode; choose one of {', '.join(CACHE_MODES)}"
         )
-    return text
+    return validate_mode(text)
 
 
 def text(value: str) -> str:
     return value
+
+
+def judge_url(value: str) -> str:
+    try:
+        return normalize_base_url(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option(
         "judge_url",
-        text,
+        judge_url,
         None,
         "base URL of the OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1",
         env=("RUBRIC_JUDGE_BASE_URL", "OPENAI_BASE_URL"),
@@ -181,7 +189,7 @@ class Settings:
     judge_url: str | None
     judge_model: str | None
     judge_cache_dir: Path
-    judge_cache: str
+    judge_cache: CacheMode
     judge_timeout: float
     judge_max_retries: int
     judge_temperature: float

@@ -157,7 +157,7 @@ def test_model_discovered_from_server(fake_judge: FakeJudge) -> None:
 
 def test_oversized_input_refused_before_any_request(fake_judge: FakeJudge) -> None:
     with make_judge(fake_judge, max_input_chars=1000) as judge:
-        with pytest.raises(InputTooLargeError, match="response_b has 5,000 characters.*--judge-max-input-chars"):
+        with pytest.raises(InputTooLargeError, match=r"response_b has 5,000 characters.*--judge-max-input-chars"):
             judge.compare("q", "a", "x" * 5000)
     assert fake_judge.request_count == 0
 

@@ -10,6 +10,12 @@ from ..models import Label, ScoreValue, Verdict
 JUSTIFICATION_WIDTH = 90
 
 
+def signed(value: float) -> str:
+    """`+0.700`, `-0.250`, and `+0.000` for values that round to zero (never `-0.000`)."""
+    text = f"{value:+.3f}"
+    return "+0.000" if text == "-0.000" else text
+
+
 def describe_preference(label: Label, names: tuple[str, str] = ("A", "B")) -> str:
     """'new preferred (B>A)', 'tie (A=B)', ... in the caller's names for A and B."""
     if label == "A>B":
@@ -40,14 +46,22 @@ def _pair(first: ScoreValue, second: ScoreValue) -> str:
     return _score(first) if first == second else f"{_score(first)}/{_score(second)}"
 
 
-def _shorter(*texts: str) -> str:
-    candidates = [" ".join(t.split()) for t in texts if t.strip()]
-    if not candidates:
-        return ""
-    text = min(candidates, key=len)
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
     if len(text) > JUSTIFICATION_WIDTH:
         text = text[: JUSTIFICATION_WIDTH - 3] + "..."
     return text
+
+
+def _shorter(first: str, second: str, names: tuple[str, str]) -> str:
+    """The shorter non-empty justification, prefixed with whose it is."""
+    candidates = [
+        (name, text) for name, text in zip(names, (first, second), strict=True) if text.strip()
+    ]
+    if not candidates:
+        return ""
+    name, text = min(candidates, key=lambda pair: len(pair[1]))
+    return f"{name}: {_clip(text)}"
 
 
 def verdict_table(verdict: Verdict, names: tuple[str, str] = ("A", "B")) -> list[str]:
@@ -55,7 +69,9 @@ def verdict_table(verdict: Verdict, names: tuple[str, str] = ("A", "B")) -> list
 
     A score shown as `x/y` differs between the forward (x) and reversed (y) pass.
     """
-    rows: list[tuple[str, ...]] = [("criterion", "weight", names[0], names[1], "justification")]
+    rows: list[tuple[str, ...]] = [
+        ("criterion", "weight", names[0], names[1], "shorter justification")
+    ]
     for criterion in verdict.rubric.criteria:
         forward = verdict.forward.score(criterion.name)
         reversed_ = verdict.reversed.score(criterion.name)
@@ -67,7 +83,7 @@ def verdict_table(verdict: Verdict, names: tuple[str, str] = ("A", "B")) -> list
                 f"{criterion.weight:.2f}",
                 _pair(forward.score_a, reversed_.score_a),
                 _pair(forward.score_b, reversed_.score_b),
-                _shorter(forward.justification_a, forward.justification_b),
+                _shorter(forward.justification_a, forward.justification_b, names),
             )
         )
     rows.append(("weighted", "1.00", f"{verdict.weighted_a:.3f}", f"{verdict.weighted_b:.3f}", ""))
@@ -100,7 +116,7 @@ def headline(verdict: Verdict, names: tuple[str, str] = ("A", "B")) -> str:
     cached = ", cached" if verdict.cached else ""
     return (
         f"{describe_preference(verdict.preference, names)}, {describe_consistency(verdict)}; "
-        f"margin {margin_name} = {value:+.3f} "
+        f"margin {margin_name} = {signed(value)} "
         f"({names[0]} {verdict.weighted_a:.3f}, {names[1]} {verdict.weighted_b:.3f}){cached}"
     )
 
@@ -117,7 +133,7 @@ def judgement_lines(judgement: Judgement) -> list[str]:
         lines.append(f"  warning: {warning}")
     for item in verdict.passes:
         if item.overall_justification:
-            lines.append(f"  {item.order} pass: {_shorter(item.overall_justification)}")
+            lines.append(f"  {item.order} pass: {_clip(item.overall_justification)}")
     return lines
 
 
@@ -137,7 +153,7 @@ def summary_lines(
             f"{'PASS' if judgement.passed else 'FAIL'} {nodeid}: "
             f"{describe_preference(verdict.preference, judgement.names)}, "
             f"{'consistent' if verdict.consistent else 'INCONSISTENT'}, "
-            f"margin {judgement.names[1]}-{judgement.names[0]} {favoured:+.3f}"
+            f"margin {judgement.names[1]}-{judgement.names[0]} {signed(favoured)}"
             f"{', cached' if verdict.cached else ''}"
         )
     error_list = list(errors)

@@ -1,0 +1,551 @@
+"""The judge-call cache: one entry per judge call, keyed by everything that shapes its answer.
+
+A key is the SHA-256 of the canonical JSON of the call's *key fields* (SPEC, "Cache
+keys"): kind, protocol version, template hash, judge model, sampling parameters, prompt,
+reference and, for a pass, the canonical rubric and both responses in slot order. Two
+calls with the same fields would send the same request, so the stored answer can stand in
+for a new one. API keys and headers never enter a key or an entry.
+
+Entries live in a diskcache (SQLite) directory, stored as JSON text rather than pickles,
+so that a cache checked into a repository or shared between machines can be read with
+any SQLite tool and loading it never runs code. SQLite's locking makes the directory safe
+for several threads and several processes (pytest-xdist workers) at once.
+
+Modes:
+
+- ``rw``: read hits, write new answers (the default).
+- ``replay``: read only; a miss is the caller's problem (usually a test error). The
+  directory is never created or written by a lookup.
+- ``refresh``: never read, always write: re-ask the judge and overwrite.
+- ``off``: no disk access at all; the directory may be None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Final, Literal
+
+import diskcache  # type: ignore[import-untyped]  # diskcache ships no type information
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .models import Usage
+
+CacheMode = Literal["rw", "replay", "refresh", "off"]
+CACHE_MODES: tuple[CacheMode, ...] = ("rw", "replay", "refresh", "off")
+
+#: The SQLite file diskcache keeps inside the cache directory.
+DB_NAME: Final = "cache.db"
+#: Seconds a writer waits for another process's lock before giving up.
+DEFAULT_TIMEOUT_S: Final = 60.0
+
+#: Sampling parameters that are floats by nature: an int value (``temperature=0``) is
+#: stored as a float so that ``0`` and ``0.0`` give the same key.
+_FLOAT_PARAMS: Final = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+#: Name parts that mark a value as a credential (matched per snake_case word).
+_SECRET_WORDS: Final = frozenset(
+    "apikey auth authorization bearer cookie cookies credential credentials header headers "
+    "passwd password secret token".split()
+)
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
+class CacheCorruptError(ValueError):
+    """The cache directory cannot be read as a cache (damaged or not a cache at all).
+
+    Raised instead of silently starting over, because a damaged cache in replay mode would
+    otherwise look like a run where the judge was never asked anything.
+    """
+
+    def __init__(self, path: Path, cause: BaseException) -> None:
+        message = (
+            f"judge cache at {path} is unreadable or corrupted ({type(cause).__name__}: "
+            f"{cause}); delete the folder or run with --judge-cache=off"
+        )
+        super().__init__(message)
+        self.path = path
+
+
+# -- keys ----------------------------------------------------------------------------
+
+
+def validate_mode(value: str) -> CacheMode:
+    """Return `value` as a cache mode, or raise ValueError naming the accepted modes.
+
+    For option parsers: a wrong mode is a usage error when the command line is read.
+    """
+    for mode in CACHE_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(
+        f"invalid judge cache mode {value!r}: expected one of {', '.join(CACHE_MODES)}"
+    )
+
+
+def canonical_json(value: object) -> str:
+    """The one JSON spelling of `value` that keys are computed from.
+
+    Sorted keys, no whitespace, UTF-8 kept as is, NaN and infinity refused: the same data
+    always gives the same text, on every machine and Python version.
+    Raises TypeError for values JSON cannot hold and ValueError for NaN or infinity.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def cache_key(fields: Mapping[str, object]) -> str:
+    """The SHA-256 hex digest of the canonical JSON of `fields`."""
+    return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8")).hexdigest()
+
+
+def _looks_secret(name: str) -> bool:
+    """Whether a parameter name names a credential (``api_key``, ``Authorization``, ...).
+
+    Matched per word so that ``max_tokens`` is not mistaken for a ``token``.
+    """
+    words = _WORD_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
+    if any(word in _SECRET_WORDS for word in words):
+        return True
+    return "_api_key_" in "_" + "_".join(words) + "_"
+
+
+def _refuse_secrets(where: str, value: object, path: str = "") -> None:
+    """Raise ValueError if `value` holds a credential-like name or a bearer string."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            dotted = f"{path}.{name}" if path else str(name)
+            if _looks_secret(str(name)):
+                raise ValueError(
+                    f"{where} parameter {dotted!r} looks like a credential; API keys and "
+                    "headers are never part of a cache key"
+                )
+            _refuse_secrets(where, item, dotted)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _refuse_secrets(where, item, f"{path}[{index}]")
+    elif isinstance(value, str) and value[:7].lower() == "bearer ":
+        raise ValueError(
+            f"{where} parameter {path!r} holds a bearer token; credentials are never part "
+            "of a cache key"
+        )
+
+
+def _sampling(sampling: Mapping[str, object]) -> dict[str, object]:
+    """Sampling parameters with float-natured ints made floats (see `_FLOAT_PARAMS`)."""
+    result: dict[str, object] = {}
+    for name, value in sampling.items():
+        if name in _FLOAT_PARAMS and isinstance(value, int) and not isinstance(value, bool):
+            result[name] = float(value)
+        else:
+            result[name] = value
+    return result
+
+
+def key_fields(
+    *,
+    kind: Literal["rubric", "pass"],
+    protocol_version: str,
+    template_hash: str,
+    model: str,
+    sampling: Mapping[str, object],
+    prompt: str,
+    reference: str | None,
+    rubric: list[dict[str, object]] | None = None,
+    response_slot_a: str | None = None,
+    response_slot_b: str | None = None,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """Everything that shapes one judge call's answer, as plain JSON data (SPEC, "Cache keys").
+
+    `sampling` holds temperature, max_tokens, top_p, seed and whether structured output
+    is on. A rubric call never sees responses, so it takes no rubric or responses; a pass
+    needs the canonical rubric (`Rubric.canonical()`) and both responses in slot order.
+    `extra` holds fields added later (a sample index, rubric size limits); it appears
+    under ``"extra"`` only when given, so existing keys stay valid.
+
+    The result is exactly what `json.loads(canonical_json(...))` gives back, so an entry
+    read from disk hashes to the same key. Raises ValueError for a credential-looking
+    parameter, a value JSON cannot hold, or a rubric/response that does not fit `kind`.
+    """
+    if kind == "rubric":
+        if rubric is not None or response_slot_a is not None or response_slot_b is not None:
+            raise ValueError(
+                "a rubric call never sees a rubric or responses; pass them only for kind='pass'"
+            )
+    elif kind == "pass":
+        if rubric is None or response_slot_a is None or response_slot_b is None:
+            raise ValueError("a pass needs the rubric and both responses in slot order")
+    else:
+        raise ValueError(f"invalid cache key kind {kind!r}: expected 'rubric' or 'pass'")
+    _refuse_secrets("sampling", sampling)
+    fields: dict[str, object] = {
+        "kind": kind,
+        "protocol_version": protocol_version,
+        "template_hash": template_hash,
+        "model": model,
+        "sampling": _sampling(sampling),
+        "prompt": prompt,
+        "reference": reference,
+    }
+    if kind == "pass":
+        fields["rubric"] = rubric
+        fields["response_slot_a"] = response_slot_a
+        fields["response_slot_b"] = response_slot_b
+    if extra is not None:
+        _refuse_secrets("extra", extra)
+        fields["extra"] = dict(extra)
+    try:
+        text = canonical_json(fields)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cache key fields must be finite JSON data: {exc}") from exc
+    plain: dict[str, object] = json.loads(text)
+    return plain
+
+
+# -- entries -------------------------------------------------------------------------
+
+
+class CacheEntry(BaseModel):
+    """One stored judge call: the raw answer, what it parsed to, and what it cost.
+
+    `fields` are the key fields the entry was stored under, kept so that a cache can be
+    inspected and so that a damaged entry is detected: `key` must be their hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(pattern=r"^[0-9a-f]{64}$")
+    fields: dict[str, object]
+    raw: str
+    parsed: dict[str, object]
+    usage: Usage = Usage()
+    latency_s: float = 0.0
+    created_at: float = Field(default_factory=time.time)
+    model: str = ""
+
+    @classmethod
+    def for_fields(
+        cls,
+        fields: Mapping[str, object],
+        *,
+        raw: str,
+        parsed: Mapping[str, object],
+        usage: Usage | None = None,
+        latency_s: float = 0.0,
+        model: str = "",
+    ) -> CacheEntry:
+        """An entry whose key is computed from `fields`, stamped with the current time."""
+        return cls(
+            key=cache_key(fields),
+            fields=dict(fields),
+            raw=raw,
+            parsed=dict(parsed),
+            usage=usage if usage is not None else Usage(),
+            latency_s=latency_s,
+            model=model,
+        )
+
+    def is_consistent(self) -> bool:
+        """Whether `key` is the hash of `fields`: false for a damaged or hand-edited entry."""
+        try:
+            return cache_key(self.fields) == self.key
+        except (TypeError, ValueError):
+            return False
+
+
+# -- storage -------------------------------------------------------------------------
+
+
+class _Foreign:
+    """Marks a stored key or value that this cache did not write as text (e.g. a pickle)."""
+
+
+_FOREIGN: Final = _Foreign()
+
+
+class _TextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache.Disk is untyped
+    """A diskcache serializer that only writes text and never unpickles.
+
+    diskcache pickles anything that is not a str, int, float or bytes, and unpickles it on
+    read; a cache directory from elsewhere could then run code. Here a non-text key or
+    value reads back as `_FOREIGN`, which the cache treats as a corrupt entry.
+    """
+
+    def get(self, key: object, raw: bool) -> object:
+        if not raw:
+            return _FOREIGN
+        return super().get(key, raw)
+
+    def store(self, value: object, read: bool, key: object = diskcache.core.UNKNOWN) -> object:
+        if read or not isinstance(value, str):
+            raise TypeError("the judge cache stores JSON text only")
+        return super().store(value, read, key=key)
+
+    def fetch(self, mode: int, filename: str | None, value: object, read: bool) -> object:
+        if read or mode not in (diskcache.core.MODE_RAW, diskcache.core.MODE_TEXT):
+            return _FOREIGN
+        return super().fetch(mode, filename, value, read)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    """Whether an SQLite error means "busy", which is not damage."""
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+class JudgeCache:
+    """The judge-call cache of one directory, in one of the modes in `CACHE_MODES`.
+
+    Nothing touches the disk until the first lookup or write: a `Judge` given a cache
+    directory it never uses leaves no files. A lookup never creates the directory; the
+    first write does (with its parents). Safe to share between threads; several processes
+    may open the same directory.
+
+    `hits`, `misses` and `corrupt` count lookups made through `get`. A corrupt entry (not
+    JSON, not a valid `CacheEntry`, or stored under another key) counts as corrupt and as
+    a miss, and is never served.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None,
+        mode: CacheMode = "rw",
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.mode: CacheMode = validate_mode(mode)
+        if directory is None and self.mode != "off":
+            raise ValueError(
+                f"judge cache mode {self.mode!r} needs a directory; use mode 'off' for no cache"
+            )
+        self.directory: Path | None = (
+            Path(os.fspath(directory)).expanduser() if directory is not None else None
+        )
+        if not (timeout_s > 0 and math.isfinite(timeout_s)):
+            raise ValueError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}")
+        self._timeout_s = timeout_s
+        self._store: diskcache.Cache | None = None
+        self._open_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._corrupt = 0
+
+    def __repr__(self) -> str:
+        return f"JudgeCache({str(self.directory)!r}, mode={self.mode!r})"
+
+    # -- mode and counters ---------------------------------------------------------
+
+    @property
+    def reads(self) -> bool:
+        """Whether lookups may be served from the cache (modes rw and replay)."""
+        return self.mode in ("rw", "replay")
+
+    @property
+    def writes(self) -> bool:
+        """Whether new answers are stored (modes rw and refresh)."""
+        return self.mode in ("rw", "refresh")
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered from the cache."""
+        return self._hits
+
+    @property
+    def misses(self) -> int:
+        """Lookups the cache could not answer (corrupt entries included)."""
+        return self._misses
+
+    @property
+    def corrupt(self) -> int:
+        """Stored entries found unusable and skipped."""
+        return self._corrupt
+
+    def _count(self, *, hit: bool = False, corrupt: bool = False) -> None:
+        with self._count_lock:
+            if hit:
+                self._hits += 1
+            else:
+                self._misses += 1
+            if corrupt:
+                self._corrupt += 1
+
+    # -- opening -------------------------------------------------------------------
+
+    def _open(self, *, create: bool) -> diskcache.Cache | None:
+        """The diskcache, opened on first need; None while there is nothing to read.
+
+        Without `create`, a missing directory or database is an empty cache and is left
+        missing (it is checked again next time, since another process may create it).
+        """
+        if self._store is not None:
+            return self._store
+        if self.directory is None or self.mode == "off":
+            return None
+        with self._open_lock:
+            if self._store is not None:
+                return self._store
+            path = self.directory
+            if not create and not (path / DB_NAME).exists():
+                if path.exists() and not path.is_dir():
+                    raise CacheCorruptError(path, NotADirectoryError("not a directory"))
+                return None
+            try:
+                store = diskcache.Cache(
+                    str(path),
+                    timeout=self._timeout_s,
+                    disk=_TextDisk,
+                    eviction_policy="none",
+                    size_limit=2**40,
+                    # Keep every entry inside SQLite, whose transactions make writes atomic.
+                    disk_min_file_size=2**30,
+                )
+            except sqlite3.DatabaseError as exc:
+                if _is_lock_error(exc):
+                    raise TimeoutError(f"judge cache at {path} stayed locked: {exc}") from exc
+                raise CacheCorruptError(path, exc) from exc
+            except OSError as exc:
+                raise CacheCorruptError(path, exc) from exc
+            self._store = store
+            return store
+
+    def _db_error(self, exc: sqlite3.DatabaseError) -> Exception:
+        """The exception to raise for an SQLite error met after opening."""
+        assert self.directory is not None
+        if _is_lock_error(exc):
+            return TimeoutError(f"judge cache at {self.directory} stayed locked: {exc}")
+        return CacheCorruptError(self.directory, exc)
+
+    # -- reading and writing -------------------------------------------------------
+
+    def _decode(self, key: str, value: object) -> CacheEntry | None:
+        """The entry stored as `value` under `key`, or None if it is unusable."""
+        if not isinstance(value, str):
+            return None
+        try:
+            entry = CacheEntry.model_validate_json(value)
+        except ValidationError:
+            return None
+        if entry.key != key or not entry.is_consistent():
+            return None
+        return entry
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry stored under `key`, or None on a miss.
+
+        In a mode that does not read (refresh, off) this returns None and counts nothing.
+        Raises CacheCorruptError when the database itself cannot be read.
+        """
+        if not self.reads:
+            return None
+        store = self._open(create=False)
+        if store is None:
+            self._count()
+            return None
+        try:
+            value = store.get(key, default=None, retry=True)
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+        if value is None:
+            self._count()
+            return None
+        entry = self._decode(key, value)
+        if entry is None:
+            self._count(corrupt=True)
+            return None
+        self._count(hit=True)
+        return entry
+
+    def put(self, entry: CacheEntry) -> None:
+        """Store `entry` under its key, replacing any earlier answer; no-op unless `writes`.
+
+        Raises ValueError if `entry.key` is not the hash of `entry.fields` (it could never
+        be found again), and TimeoutError if another process holds the lock too long.
+        """
+        if not self.writes:
+            return
+        if not entry.is_consistent():
+            raise ValueError(
+                f"cache entry key {entry.key} is not the hash of its fields; build it with "
+                "cache_key(fields) or CacheEntry.for_fields"
+            )
+        store = self._open(create=True)
+        assert store is not None  # a writing mode always has a directory
+        try:
+            store.set(entry.key, entry.model_dump_json(), retry=False)
+        except diskcache.Timeout as exc:
+            raise TimeoutError(f"judge cache at {self.directory} stayed locked") from exc
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+
+    # -- inspection ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """Number of stored entries (0 in mode off or before anything was stored)."""
+        store = self._open(create=False)
+        if store is None:
+            return 0
+        try:
+            count: int = len(store)
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+        return count
+
+    def keys(self) -> Iterator[str]:
+        """The stored keys, oldest first (none in mode off); any mode may inspect."""
+        store = self._open(create=False)
+        if store is None:
+            return
+        try:
+            for key in store.iterkeys():
+                if isinstance(key, str):
+                    yield key
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+
+    def entries(self) -> Iterator[CacheEntry]:
+        """The stored entries that are intact, oldest first; corrupt ones are skipped.
+
+        For export and inspection: does not change `hits` or `misses`, but counts the
+        corrupt entries it skips.
+        """
+        store = self._open(create=False)
+        if store is None:
+            return
+        for key in self.keys():
+            try:
+                value = store.get(key, default=None, retry=True)
+            except sqlite3.DatabaseError as exc:
+                raise self._db_error(exc) from exc
+            if value is None:  # removed by another process meanwhile
+                continue
+            entry = self._decode(key, value)
+            if entry is None:
+                with self._count_lock:
+                    self._corrupt += 1
+                continue
+            yield entry
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database; the cache reopens by itself if used again."""
+        with self._open_lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> JudgeCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
