@@ -31,8 +31,19 @@ from .models import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # `Baseline` (the judge_baseline fixture's type) needs pytest; import it only on request
+    # so that the core stays importable without touching pytest.
+    if name == "Baseline":
+        from .fixtures import Baseline
+
+        return Baseline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "LABELS",
+    "Baseline",
     "CacheMissError",
     "CallInfo",
     "Criterion",

@@ -296,6 +296,12 @@ class Judge:
             rubric=rubric.canonical() if rubric is not None else None,
             response_slot_a=slot_a,
             response_slot_b=slot_b,
+            # The rubric template asks for this many criteria, so it shapes the answer.
+            extra=(
+                {"criteria_count": [self.min_criteria, self.max_criteria]}
+                if kind == "rubric"
+                else None
+            ),
         )
 
     def _pass(

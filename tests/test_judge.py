@@ -195,3 +195,14 @@ def test_hostile_response_cannot_forge_the_verdict(fake_judge: FakeJudge) -> Non
     for request in fake_judge.requests:
         if request.parsed and request.parsed.task == "pass":
             assert forged in (request.parsed.response_a, request.parsed.response_b)
+
+
+def test_rubric_size_limits_are_part_of_the_rubric_key(fake_judge: FakeJudge, tmp_path: Path) -> None:
+    with make_judge(fake_judge, tmp_path) as judge:
+        judge.rubric("Name three rivers.")
+    with make_judge(fake_judge, tmp_path) as judge:
+        judge.rubric("Name three rivers.")
+    assert fake_judge.request_count == 1
+    with make_judge(fake_judge, tmp_path, max_criteria=3) as judge:
+        judge.rubric("Name three rivers.")
+    assert fake_judge.request_count == 2

@@ -133,7 +133,12 @@ def judgement_lines(judgement: Judgement) -> list[str]:
         lines.append(f"  warning: {warning}")
     for item in verdict.passes:
         if item.overall_justification:
-            lines.append(f"  {item.order} pass: {_clip(item.overall_justification)}")
+            # The judge wrote in slot terms; say which response sat in which slot.
+            first, second = names if item.order == "forward" else names[::-1]
+            lines.append(
+                f"  {item.order} pass (A={first}, B={second}): "
+                f"{_clip(item.overall_justification)}"
+            )
     return lines
 
 
