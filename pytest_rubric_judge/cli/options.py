@@ -1,0 +1,99 @@
+"""Judge options for the command line, from the plugin's option table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from ..judge import Judge
+from ..settings import API_KEY_ENV, DEFAULT_CACHE_DIR, OPTIONS
+
+#: Files whose folder pytest would take as the rootdir.
+ROOT_MARKERS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+JUDGE_OPTIONS = tuple(o for o in OPTIONS if o.dest != "judge_update_baselines")
+
+
+class CommandError(Exception):
+    """A usage problem found after parsing (a missing file, a bad combination)."""
+
+
+def add_judge_options(parser: argparse.ArgumentParser, *, cache_only: bool = False) -> None:
+    """The plugin's judge options (`--judge-url`, ...), with the same environment fallbacks.
+
+    With `cache_only`, just `--judge-cache-dir` (for the cache commands).
+    """
+    group = parser.add_argument_group("judge options (as in the pytest plugin)")
+    for option in JUDGE_OPTIONS:
+        if cache_only and option.dest != "judge_cache_dir":
+            continue
+        env = f" [env: {', '.join(option.env)}]" if option.env else ""
+        group.add_argument(
+            option.cli,
+            dest=option.dest,
+            type=option.parse,
+            default=None,
+            metavar=option.metavar,
+            help=option.help + env,
+        )
+
+
+def _resolved(args: argparse.Namespace, dest: str) -> object:
+    """The option's value: command line, then environment, then default."""
+    option = next(o for o in JUDGE_OPTIONS if o.dest == dest)
+    value = getattr(args, dest, None)
+    if value is None:
+        for name in option.env:
+            if os.environ.get(name):
+                try:
+                    value = option.parse(os.environ[name])
+                except argparse.ArgumentTypeError as error:
+                    raise CommandError(f"environment variable {name}: {error}") from None
+                break
+    return option.default if value is None else value
+
+
+def find_rootdir(start: Path | None = None) -> Path:
+    """The nearest folder, from `start` up, holding a pytest configuration file, else `start`."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).is_file() for marker in ROOT_MARKERS):
+            return folder
+    return here
+
+
+def cache_dir(args: argparse.Namespace) -> Path:
+    """`--judge-cache-dir`, else RUBRIC_JUDGE_CACHE_DIR, else the plugin's default folder."""
+    value = _resolved(args, "judge_cache_dir")
+    if value:
+        return Path(str(value)).resolve()
+    return find_rootdir() / DEFAULT_CACHE_DIR
+
+
+def api_key() -> str | None:
+    for name in API_KEY_ENV:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def judge_from_args(args: argparse.Namespace, **overrides: object) -> Judge:
+    """A `Judge` configured exactly as the plugin would configure it."""
+    settings: dict[str, object] = {
+        "api_key": api_key(),
+        "cache_dir": cache_dir(args),
+        "cache_mode": _resolved(args, "judge_cache"),
+        "timeout": _resolved(args, "judge_timeout"),
+        "max_retries": _resolved(args, "judge_max_retries"),
+        "temperature": _resolved(args, "judge_temperature"),
+        "max_tokens": _resolved(args, "judge_max_tokens"),
+        "max_input_chars": _resolved(args, "judge_max_input_chars"),
+    }
+    settings.update(overrides)
+    url = _resolved(args, "judge_url")
+    model = _resolved(args, "judge_model")
+    return Judge(
+        str(url) if url else None,
+        str(model) if model else None,
+        **settings,  # type: ignore[arg-type]
+    )
