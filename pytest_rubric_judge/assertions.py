@@ -1,50 +1,62 @@
-"""Regression assertions: a candidate (`new`) against a `baseline`, judged in both orders.
+"""Judged assertions.
 
-The baseline is response A and the candidate response B, as in the protocol's aggregates,
-so a verdict's `B>A` means the candidate won. Messages speak of "baseline" and "new".
+Pairwise: a candidate (`new`) against a `baseline`, judged in both orders. The baseline is
+response A and the candidate response B, as in the protocol's aggregates, so a verdict's
+`B>A` means the candidate won. Messages speak of "baseline" and "new".
+
+Pointwise: `assert_meets_rubric` grades one response against the prompt's rubric.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeAlias
 
 from .context import Judgement, record, resolve_judge
-from .models import Verdict
-from .report.text import headline, signed, verdict_table
+from .models import Grade, ScoreValue, Verdict
+from .report.text import grade_headline, grade_table, headline, members_lines, signed, verdict_table
 
 if TYPE_CHECKING:
     from .judge import CriteriaArg, Judge
+    from .panel import JudgePanel
+
+    AnyJudge: TypeAlias = Judge | JudgePanel
 
 NAMES = ("baseline", "new")
 
 
 class JudgmentFailed(AssertionError):
-    """A judged assertion did not hold. `verdict` holds everything the judge said."""
+    """A pairwise assertion did not hold. `verdict` holds everything the judge said."""
 
     def __init__(self, message: str, verdict: Verdict) -> None:
         super().__init__(message)
         self.verdict = verdict
 
 
+class GradeFailed(AssertionError):
+    """A pointwise assertion did not hold. `grade` holds everything the judge said."""
+
+    def __init__(self, message: str, grade: Grade) -> None:
+        super().__init__(message)
+        self.grade = grade
+
+
 def _message(reason: str, verdict: Verdict) -> str:
-    lines = [reason, headline(verdict, NAMES), *verdict_table(verdict, NAMES)]
+    lines = [
+        reason,
+        headline(verdict, NAMES),
+        *members_lines(verdict, NAMES),
+        *verdict_table(verdict, NAMES),
+    ]
     lines.extend(f"warning: {w}" for w in verdict.warnings)
     return "\n".join(lines)
 
 
-def _both_orders(verdict: Verdict, label: str) -> bool:
-    return verdict.forward.preference == label and verdict.reversed.preference == label
-
-
-def _finish(assertion: str, judge: Judge, verdict: Verdict, failure: str | None) -> Verdict:
+def _finish(assertion: str, judge: AnyJudge, verdict: Verdict, failure: str | None) -> Verdict:
     __tracebackhide__ = True  # pytest shows the failing assertion, not this frame
     record(
         Judgement(
-            verdict=verdict,
-            assertion=assertion,
-            passed=failure is None,
-            names=NAMES,
-            judge=judge,
+            verdict=verdict, assertion=assertion, passed=failure is None, names=NAMES, judge=judge
         )
     )
     if failure is not None:
@@ -55,6 +67,11 @@ def _finish(assertion: str, judge: Judge, verdict: Verdict, failure: str | None)
 def preferred_failure(verdict: Verdict, min_margin: float, require_consistent: bool) -> str | None:
     """Why `assert_preferred` fails on this verdict, or None when it holds."""
     if require_consistent and not verdict.consistent:
+        if verdict.samples or verdict.panel:
+            return (
+                "the judge did not decide: too few of its samples or judges agreed in both "
+                f"orders on {verdict.preference}"
+            )
         return (
             "the judge did not decide: its verdict flipped with the order of the responses "
             f"(forward {verdict.forward.preference}, reversed {verdict.reversed.preference})"
@@ -72,9 +89,7 @@ def preferred_failure(verdict: Verdict, min_margin: float, require_consistent: b
 
 def not_worse_failure(verdict: Verdict, tolerance: float, require_consistent: bool) -> str | None:
     """Why `assert_not_worse` fails on this verdict, or None when it holds."""
-    baseline_won = (
-        _both_orders(verdict, "A>B") if require_consistent else verdict.preference == "A>B"
-    )
+    baseline_won = verdict.preference == "A>B" and (verdict.consistent or not require_consistent)
     loss = verdict.weighted_a - verdict.weighted_b
     if baseline_won and loss > tolerance:
         orders = "in both orders" if verdict.consistent else "on balance"
@@ -91,21 +106,24 @@ def assert_preferred(
     min_margin: float = 0.0,
     *,
     prompt: str,
-    judge: Judge | None = None,
+    judge: AnyJudge | None = None,
     criteria: CriteriaArg = None,
     reference: str | None = None,
     require_consistent: bool = True,
+    samples: int | None = None,
 ) -> Verdict:
     """Pass only when the judge prefers `new` in both orders, by at least `min_margin`.
 
     `min_margin` bounds new's weighted score minus baseline's (both in [0, 1]). With
     `require_consistent=False` the reconciled preference suffices. Raises `JudgmentFailed`
     (an AssertionError) with the criterion table, or `JudgeError` when the judge could not
-    give a verdict.
+    give a verdict. `judge` may be a `Judge` or a `JudgePanel`.
     """
     __tracebackhide__ = True
     judge = resolve_judge(judge)
-    verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
+    verdict = judge.compare(
+        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
+    )
     return _finish(
         "assert_preferred",
         judge,
@@ -120,10 +138,11 @@ def assert_not_worse(
     *,
     prompt: str,
     tolerance: float = 0.0,
-    judge: Judge | None = None,
+    judge: AnyJudge | None = None,
     criteria: CriteriaArg = None,
     reference: str | None = None,
     require_consistent: bool = True,
+    samples: int | None = None,
 ) -> Verdict:
     """Fail only when the baseline is preferred in both orders by more than `tolerance`.
 
@@ -133,10 +152,85 @@ def assert_not_worse(
     """
     __tracebackhide__ = True
     judge = resolve_judge(judge)
-    verdict = judge.compare(prompt, baseline, new, criteria=criteria, reference=reference)
+    verdict = judge.compare(
+        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
+    )
     return _finish(
         "assert_not_worse",
         judge,
         verdict,
         not_worse_failure(verdict, tolerance, require_consistent),
     )
+
+
+def meets_rubric_failure(
+    grade: Grade, min_score: float, min_criteria: Mapping[str, ScoreValue] | None
+) -> str | None:
+    """Why `assert_meets_rubric` fails on this grade, or None when it holds."""
+    reasons = []
+    if grade.score < min_score:
+        reasons.append(f"weighted score {grade.score:.3f} is below min_score {min_score:.3f}")
+    for name, minimum in (min_criteria or {}).items():
+        item = grade.score_of(name)
+        if item is None:
+            continue  # checked before the judge was called
+        if isinstance(minimum, bool):
+            if item.score is not minimum:
+                reasons.append(f"{name} is {item.score}, required {minimum}")
+        elif isinstance(item.score, bool) or item.score < minimum:
+            reasons.append(f"{name} scored {item.score}, below its minimum {minimum}")
+    return "; ".join(reasons) or None
+
+
+def _check_min_criteria(grade: Grade, min_criteria: Mapping[str, ScoreValue] | None) -> None:
+    unknown = [name for name in (min_criteria or {}) if grade.rubric.get(name) is None]
+    if unknown:
+        raise ValueError(
+            f"min_criteria names {unknown}, which the rubric lacks; its criteria are "
+            f"{list(grade.rubric.names)} (pass criteria= to fix the rubric)"
+        )
+
+
+def assert_meets_rubric(
+    response: str,
+    *,
+    prompt: str,
+    min_score: float = 0.6,
+    min_criteria: Mapping[str, ScoreValue] | None = None,
+    criteria: CriteriaArg = None,
+    reference: str | None = None,
+    judge: AnyJudge | None = None,
+    samples: int | None = None,
+) -> Grade:
+    """Pass when the response's weighted score is at least `min_score` (in [0, 1]).
+
+    `min_criteria={"accuracy": 4}` also requires per-criterion minimums (for a binary
+    criterion, the required value). The rubric is the prompt's, shared with pairwise
+    judging, unless `criteria` are given. Raises `GradeFailed` (an AssertionError) with
+    the criterion table, or `JudgeError` when the judge could not grade.
+    """
+    __tracebackhide__ = True
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError("min_score must be within [0, 1]")
+    judge = resolve_judge(judge)
+    grade = judge.grade(prompt, response, criteria=criteria, reference=reference, samples=samples)
+    _check_min_criteria(grade, min_criteria)
+    failure = meets_rubric_failure(grade, min_score, min_criteria)
+    record(
+        Judgement(
+            verdict=None,
+            grade=grade,
+            assertion="assert_meets_rubric",
+            passed=failure is None,
+            judge=judge,
+        )
+    )
+    if failure is not None:
+        lines = [
+            f"the response does not meet the rubric: {failure}",
+            grade_headline(grade),
+            *grade_table(grade),
+        ]
+        lines.extend(f"warning: {w}" for w in grade.warnings)
+        raise GradeFailed("\n".join(lines), grade)
+    return grade

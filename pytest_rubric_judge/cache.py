@@ -153,7 +153,7 @@ def _sampling(sampling: Mapping[str, object]) -> dict[str, object]:
 
 def key_fields(
     *,
-    kind: Literal["rubric", "pass"],
+    kind: Literal["rubric", "pass", "grade"],
     protocol_version: str,
     template_hash: str,
     model: str,
@@ -185,8 +185,11 @@ def key_fields(
     elif kind == "pass":
         if rubric is None or response_slot_a is None or response_slot_b is None:
             raise ValueError("a pass needs the rubric and both responses in slot order")
+    elif kind == "grade":
+        if rubric is None or response_slot_a is None or response_slot_b is not None:
+            raise ValueError("a grade needs the rubric and exactly one response (slot A)")
     else:
-        raise ValueError(f"invalid cache key kind {kind!r}: expected 'rubric' or 'pass'")
+        raise ValueError(f"invalid cache key kind {kind!r}: expected 'rubric', 'pass' or 'grade'")
     _refuse_secrets("sampling", sampling)
     fields: dict[str, object] = {
         "kind": kind,
@@ -201,6 +204,9 @@ def key_fields(
         fields["rubric"] = rubric
         fields["response_slot_a"] = response_slot_a
         fields["response_slot_b"] = response_slot_b
+    elif kind == "grade":
+        fields["rubric"] = rubric
+        fields["response_slot_a"] = response_slot_a
     if extra is not None:
         _refuse_secrets("extra", extra)
         fields["extra"] = dict(extra)

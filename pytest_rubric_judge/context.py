@@ -17,28 +17,38 @@ from .errors import JudgeNotConfiguredError
 
 if TYPE_CHECKING:
     from .judge import Judge
-    from .models import Verdict
+    from .models import Grade, Verdict
+    from .panel import JudgePanel
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """One judged assertion, as the report sees it."""
+    """One judged assertion, as the report sees it: a pairwise verdict or a pointwise grade."""
 
-    verdict: Verdict
-    assertion: str  # "assert_preferred" or "assert_not_worse"
+    verdict: Verdict | None
+    assertion: str  # "assert_preferred", "assert_not_worse" or "assert_meets_rubric"
     passed: bool
     #: The names under which responses A and B appear in messages and reports.
     names: tuple[str, str] = ("baseline", "new")
     note: str = ""
     #: The judge that gave the verdict, so a run can total the work of every judge used.
-    judge: Judge | None = None
+    judge: Judge | JudgePanel | None = None
+    grade: Grade | None = None
+
+    @property
+    def result(self) -> Verdict | Grade:
+        """The verdict, or the grade of a pointwise assertion."""
+        result = self.verdict if self.verdict is not None else self.grade
+        if result is None:
+            raise ValueError("a judgement holds a verdict or a grade")
+        return result
 
 
 @dataclass(frozen=True)
 class JudgeContext:
     """A source of the default judge and a listener for judgements."""
 
-    get_judge: Callable[[], Judge]
+    get_judge: Callable[[], Judge | JudgePanel]
     on_judgement: Callable[[Judgement], None] | None = None
 
 
@@ -59,7 +69,7 @@ def current_context() -> JudgeContext | None:
     return _CURRENT.get()
 
 
-def resolve_judge(judge: Judge | None) -> Judge:
+def resolve_judge(judge: Judge | JudgePanel | None) -> Judge | JudgePanel:
     """`judge` itself, else the judge of the surrounding pytest run."""
     if judge is not None:
         return judge

@@ -87,7 +87,7 @@ class Baseline:
         return stored
 
     def _maybe_replace(self, new: str, verdict: Verdict) -> None:
-        decisive = verdict.forward.preference == verdict.reversed.preference == "B>A"
+        decisive = verdict.consistent and verdict.preference == "B>A"
         if self.update and decisive and new != verdict.response_a:
             self._schedule(new, "replaced a baseline the candidate beat in both orders")
 

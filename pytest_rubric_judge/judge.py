@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -31,9 +31,18 @@ from .errors import (
     JudgeOutputError,
     ParseError,
 )
-from .models import CallInfo, Criterion, Order, Rubric, SlotScores, Usage, Verdict
-from .parsing import parse_pass, parse_rubric, render_error_hint
-from .scoring import build_verdict, orient
+from .models import (
+    CallInfo,
+    Criterion,
+    Grade,
+    GradeAnswer,
+    Rubric,
+    SlotScores,
+    Usage,
+    Verdict,
+)
+from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
+from .scoring import build_verdict, combine_grades, combine_samples, orient, weighted_score
 
 ParsedT = TypeVar("ParsedT", bound=BaseModel)
 CriteriaArg = Rubric | Iterable[Criterion | Mapping[str, object]] | None
@@ -105,6 +114,7 @@ class Judge:
         max_criteria: int = 8,
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
         concurrency: int = 8,
+        samples: int = 1,
         client: ChatClient | None = None,
     ) -> None:
         if cache_dir is None and cache_mode != "off":
@@ -122,6 +132,9 @@ class Judge:
         self.min_criteria = min_criteria
         self.max_criteria = max_criteria
         self.max_input_chars = max_input_chars
+        if samples < 1:
+            raise ValueError("samples must be 1 or more")
+        self.samples = samples
         self.cache = JudgeCache(Path(cache_dir) if cache_dir is not None else None, cache_mode)
         self.stats = JudgeStats()
         if client is None and base_url:
@@ -232,41 +245,96 @@ class Judge:
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        samples: int | None = None,
     ) -> Verdict:
         """Judge A against B in both slot orders and reconcile the two passes.
 
-        The two passes are sent concurrently. With `criteria`, phase 1 is skipped.
+        All passes are sent concurrently. With `criteria`, phase 1 is skipped. With
+        `samples` (default: the judge's `samples`), each order is judged that many times
+        with its own seed, and the preference is the majority of the reconciled samples.
         """
         self._check_size(
             prompt=prompt, reference=reference, response_a=response_a, response_b=response_b
         )
-        rubric = (
-            Rubric.of(criteria, source="user")
-            if criteria is not None
-            else self.rubric(prompt, reference=reference)
-        )
+        count = self._sample_count(samples)
+        rubric = self._rubric_for(prompt, reference, criteria)
         futures: list[Future[tuple[SlotScores, CallInfo]]] = [
-            self._pool.submit(self._pass, prompt, rubric, a, b, reference)
+            self._pool.submit(self._pass, prompt, rubric, a, b, reference, index)
+            for index in range(count)
             for a, b in ((response_a, response_b), (response_b, response_a))
         ]
         results = _gather(futures)
-        orders: tuple[Order, Order] = ("forward", "reversed")
-        forward, reversed_ = (
-            orient(slot, rubric, order, call)
-            for (slot, call), order in zip(results, orders, strict=True)
-        )
-        return build_verdict(
-            rubric,
-            forward,
-            reversed_,
-            prompt=prompt,
-            reference=reference,
-            response_a=response_a,
-            response_b=response_b,
-            judge_model=forward.call.model or self._model or "",
-        )
+        context: dict[str, Any] = {
+            "prompt": prompt,
+            "reference": reference,
+            "response_a": response_a,
+            "response_b": response_b,
+        }
+        verdicts = []
+        for index in range(count):
+            (slot_f, call_f), (slot_r, call_r) = results[2 * index : 2 * index + 2]
+            forward = orient(slot_f, rubric, "forward", call_f)
+            reversed_ = orient(slot_r, rubric, "reversed", call_r)
+            model = forward.call.model or self._model or ""
+            verdicts.append(build_verdict(rubric, forward, reversed_, judge_model=model, **context))
+        return verdicts[0] if count == 1 else combine_samples(verdicts)
+
+    def grade(
+        self,
+        prompt: str,
+        response: str,
+        *,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+        samples: int | None = None,
+    ) -> Grade:
+        """Grade one response against the prompt's rubric (shared with pairwise judging).
+
+        One pointwise pass per sample; the weighted score is in [0, 1].
+        """
+        self._check_size(prompt=prompt, reference=reference, response=response)
+        count = self._sample_count(samples)
+        rubric = self._rubric_for(prompt, reference, criteria)
+        futures: list[Future[tuple[GradeAnswer, CallInfo]]] = [
+            self._pool.submit(self._grade_pass, prompt, rubric, response, reference, index)
+            for index in range(count)
+        ]
+        grades = [
+            Grade(
+                score=weighted_score(rubric, answer.scores),
+                rubric=rubric,
+                scores=answer.scores,
+                overall_justification=answer.overall_justification,
+                warnings=(*rubric.warnings, *answer.warnings),
+                call=call,
+                cached=call.cached,
+                prompt=prompt,
+                reference=reference,
+                response=response,
+                judge_model=call.model or self._model or "",
+            )
+            for answer, call in _gather(futures)
+        ]
+        return grades[0] if count == 1 else combine_grades(grades)
 
     # -- internals -------------------------------------------------------------------
+
+    def _sample_count(self, samples: int | None) -> int:
+        count = self.samples if samples is None else samples
+        if count < 1:
+            raise ValueError("samples must be 1 or more")
+        return count
+
+    def _rubric_for(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
+        if criteria is None:
+            return self.rubric(prompt, reference=reference)
+        return Rubric.of(criteria, source="user")
+
+    def _sample_seed(self, index: int) -> int | None:
+        """Sample 0 uses the configured seed, so one sample shares the cache with none."""
+        if index == 0:
+            return self.seed
+        return (self.seed or 0) + index
 
     def _check_size(self, **texts: str | None) -> None:
         for name, text in texts.items():
@@ -278,34 +346,44 @@ class Judge:
 
     def _key_fields(
         self,
-        kind: str,
+        kind: Literal["rubric", "pass", "grade"],
         prompt: str,
         reference: str | None,
         rubric: Rubric | None = None,
         slot_a: str | None = None,
         slot_b: str | None = None,
+        sample: int = 0,
     ) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if kind == "rubric":
+            # The rubric template asks for this many criteria, so it shapes the answer.
+            extra["criteria_count"] = [self.min_criteria, self.max_criteria]
+        if sample:
+            extra["sample"] = sample
         return key_fields(
-            kind="pass" if kind == "pass" else "rubric",
+            kind=kind,
             protocol_version=prompts.PROTOCOL_VERSION,
-            template_hash=prompts.TEMPLATE_HASH,
+            template_hash=(
+                prompts.GRADE_TEMPLATE_HASH if kind == "grade" else prompts.TEMPLATE_HASH
+            ),
             model=self.model,
-            sampling=self.sampling,
+            sampling={**self.sampling, "seed": self._sample_seed(sample)},
             prompt=prompt,
             reference=reference,
             rubric=rubric.canonical() if rubric is not None else None,
             response_slot_a=slot_a,
             response_slot_b=slot_b,
-            # The rubric template asks for this many criteria, so it shapes the answer.
-            extra=(
-                {"criteria_count": [self.min_criteria, self.max_criteria]}
-                if kind == "rubric"
-                else None
-            ),
+            extra=extra or None,
         )
 
     def _pass(
-        self, prompt: str, rubric: Rubric, slot_a: str, slot_b: str, reference: str | None
+        self,
+        prompt: str,
+        rubric: Rubric,
+        slot_a: str,
+        slot_b: str,
+        reference: str | None,
+        sample: int = 0,
     ) -> tuple[SlotScores, CallInfo]:
         messages = prompts.pass_messages(
             prompt,
@@ -316,13 +394,35 @@ class Judge:
             context_code=self._context_code,
             response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
         )
-        fields = self._key_fields("pass", prompt, reference, rubric, slot_a, slot_b)
+        fields = self._key_fields("pass", prompt, reference, rubric, slot_a, slot_b, sample)
         return self._call(
             fields,
             messages,
             lambda text: parse_pass(text, rubric),
             SlotScores,
             what=f"a pass on prompt {_excerpt(prompt)}",
+            seed=self._sample_seed(sample),
+        )
+
+    def _grade_pass(
+        self, prompt: str, rubric: Rubric, response: str, reference: str | None, sample: int
+    ) -> tuple[GradeAnswer, CallInfo]:
+        messages = prompts.grade_messages(
+            prompt,
+            rubric,
+            response,
+            reference=reference,
+            context_code=self._context_code,
+            response_code=prompts.new_code(prompt, response, reference or ""),
+        )
+        fields = self._key_fields("grade", prompt, reference, rubric, response, None, sample)
+        return self._call(
+            fields,
+            messages,
+            lambda text: parse_grade(text, rubric),
+            GradeAnswer,
+            what=f"a grading on prompt {_excerpt(prompt)}",
+            seed=self._sample_seed(sample),
         )
 
     def _call(
@@ -333,6 +433,7 @@ class Judge:
         model_type: type[ParsedT],
         *,
         what: str,
+        seed: int | None = None,
     ) -> tuple[ParsedT, CallInfo]:
         """One judge call through the cache, with one repair request on a parse error."""
         key = cache_key(fields)
@@ -363,7 +464,7 @@ class Judge:
             )
         started = time.perf_counter()
         try:
-            completion = self._complete(messages)
+            completion = self._complete(messages, seed)
             usage, retries, repaired = completion.usage, completion.retries, False
             try:
                 parsed = parse(completion.text)
@@ -371,7 +472,7 @@ class Judge:
                 self.stats.add(repairs=1)
                 hint = render_error_hint(first, completion.finish_reason)
                 completion = self._complete(
-                    prompts.repair_messages(messages, completion.text, hint)
+                    prompts.repair_messages(messages, completion.text, hint), seed
                 )
                 usage, retries, repaired = (
                     usage + completion.usage,
@@ -413,7 +514,7 @@ class Judge:
             )
         return parsed, info
 
-    def _complete(self, messages: list[dict[str, str]]) -> Completion:
+    def _complete(self, messages: list[dict[str, str]], seed: int | None) -> Completion:
         assert self.client is not None
         try:
             completion = self.client.complete(
@@ -422,7 +523,7 @@ class Judge:
                 temperature=self.temperature,
                 max_tokens=self.max_tokens,
                 top_p=self.top_p,
-                seed=self.seed,
+                seed=seed,
             )
         finally:
             self.stats.add(requests=1)
@@ -432,6 +533,18 @@ class Judge:
             completion_tokens=completion.usage.completion_tokens,
         )
         return completion
+
+    def compare_many(
+        self, rows: Iterable[Any], *, concurrency: int = 32, **options: Any
+    ) -> Iterable[Any]:
+        """Judge many rows concurrently, yielding `batch.RowResult`s as they finish.
+
+        Rows are mappings with `prompt`, `response_A`, `response_B` (optional `id`,
+        `reference`); see `pytest_rubric_judge.batch.compare_many` for the options.
+        """
+        from .batch import compare_many
+
+        return compare_many(self, rows, concurrency=concurrency, **options)
 
 
 def _gather(futures: list[Future[Any]]) -> list[Any]:

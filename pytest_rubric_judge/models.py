@@ -34,19 +34,28 @@ class _Model(BaseModel):
 
 
 class Criterion(_Model):
-    """One weighted criterion of a rubric."""
+    """One weighted criterion of a rubric.
+
+    A negative weight makes the criterion a penalty (for example "invents a statistic"):
+    its normalized score is subtracted instead of added. Only a test's own criteria may
+    carry penalties; a rubric the judge writes has positive weights only.
+    """
 
     name: str = Field(min_length=1, max_length=40, pattern=NAME_PATTERN)
     description: str = ""
-    weight: float = Field(gt=0)
+    weight: float
     type: CriterionType = "scale"
 
     @field_validator("weight")
     @classmethod
     def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("weight must be a finite number")
+        if not math.isfinite(value) or value == 0:
+            raise ValueError("weight must be a finite number other than 0")
         return value
+
+    @property
+    def is_penalty(self) -> bool:
+        return self.weight < 0
 
     def check_score(self, value: ScoreValue) -> None:
         """Raise ValueError unless `value` is a valid score for this criterion's type."""
@@ -111,8 +120,13 @@ class Rubric(_Model):
         return None
 
     def normalized(self) -> Rubric:
-        """Weights rescaled to sum to 1; a warning is recorded when they did not (within 0.01)."""
-        total = sum(c.weight for c in self.criteria)
+        """Positive weights rescaled to sum to 1, penalties by the same factor.
+
+        A warning is recorded when the positive weights did not sum to 1 (within 0.01).
+        """
+        total = sum(c.weight for c in self.criteria if c.weight > 0)
+        if total <= 0:
+            raise ValueError("a rubric needs at least one criterion with a positive weight")
         if abs(total - 1.0) <= WEIGHT_TOLERANCE:
             return self
         criteria = tuple(c.model_copy(update={"weight": c.weight / total}) for c in self.criteria)
@@ -202,6 +216,54 @@ class PassResult(_Model):
         return None
 
 
+class GradeScore(_Model):
+    """One criterion's score of a single response (pointwise)."""
+
+    name: str
+    score: ScoreValue
+    justification: str = ""
+
+
+class GradeAnswer(_Model):
+    """A parsed pointwise answer, as the cache stores it."""
+
+    scores: tuple[GradeScore, ...]
+    overall_justification: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+class Grade(_Model):
+    """A single response graded against the prompt's rubric (no baseline).
+
+    `score` is the weighted score in [0, 1]. With several samples, `samples` holds each
+    grading, `score` is their mean and `scores` the per-criterion median (binary: the
+    majority).
+    """
+
+    score: float
+    rubric: Rubric
+    scores: tuple[GradeScore, ...]
+    overall_justification: str = ""
+    warnings: tuple[str, ...] = ()
+    call: CallInfo = CallInfo()
+    cached: bool = False
+    prompt: str = ""
+    reference: str | None = None
+    response: str = ""
+    judge_model: str = ""
+    samples: tuple[Grade, ...] = ()
+
+    @property
+    def raw(self) -> str:
+        return self.call.raw
+
+    def score_of(self, name: str) -> GradeScore | None:
+        for item in self.scores:
+            if item.name == name:
+                return item
+        return None
+
+
 class Verdict(_Model):
     """The reconciliation of a forward and a reversed pass.
 
@@ -226,6 +288,22 @@ class Verdict(_Model):
     response_b: str = ""
     judge_model: str = ""
     rescored_with: dict[str, object] | None = None
+    #: With repeated samples: each sample's verdict, and the votes per reconciled label.
+    samples: tuple[Verdict, ...] = ()
+    votes: dict[str, int] | None = None
+    #: With a panel of judges: each judge's verdict, how the panel decided, and the share
+    #: of pairs of judges that agree.
+    panel: tuple[Verdict, ...] = ()
+    panel_strategy: str | None = None
+    panel_agreement: float | None = None
+
+    @property
+    def vote_split(self) -> str | None:
+        """`4-1`: votes for the preferred label against all others, when sampled."""
+        if not self.votes:
+            return None
+        favour = self.votes.get(self.preference, 0)
+        return f"{favour}-{sum(self.votes.values()) - favour}"
 
     @model_validator(mode="after")
     def _margin_matches(self) -> Verdict:
@@ -255,3 +333,7 @@ class Verdict(_Model):
         from .scoring import rescore
 
         return rescore(self, weights=weights, drop=drop, tie_band=tie_band)
+
+
+Grade.model_rebuild()
+Verdict.model_rebuild()

@@ -27,6 +27,8 @@ from .models import (
     Criterion,
     CriterionScore,
     CriterionType,
+    GradeAnswer,
+    GradeScore,
     Label,
     Rubric,
     ScoreValue,
@@ -209,11 +211,22 @@ def _keyed(mapping: Mapping[object, object], where: str) -> dict[str, object]:
     return result
 
 
+#: Characters dropped from the judge's free text: C0 and C1 controls other than tab and
+#: newline (terminal escapes, carriage returns, NUL) and the bidirectional embeddings,
+#: overrides and isolates that make text display in another order than it reads.
+_UNSAFE_TEXT_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _text(value: object) -> str:
-    """A free-text field as a string (YAML may have read it as a number or a date)."""
+    """A free-text field as a string (YAML may have read it as a number or a date).
+
+    Justifications and descriptions end up in terminals and reports, so control and
+    bidi-override characters, which YAML and JSON escapes can produce, are dropped.
+    """
     if value is None:
         return ""
-    return value.strip() if isinstance(value, str) else str(value)
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE_TEXT_RE.sub("", text).strip()
 
 
 def _problems_error(problems: list[str]) -> ParseError:
@@ -590,3 +603,47 @@ def render_error_hint(error: ParseError, finish_reason: str | None) -> str:
     if finish_reason == "length":
         message += " (the answer was cut off at max_tokens; raise --judge-max-tokens)"
     return message
+
+
+def parse_grade(text: str, rubric: Rubric) -> GradeAnswer:
+    """A pointwise answer: one score and justification per rubric criterion."""
+    top = _top_mapping(load_judge_yaml(text), "scores, overall_justification")
+    problems: list[str] = []
+    raw_scores = top.get("scores")
+    if raw_scores is None:
+        problems.append("scores is missing: score every rubric criterion")
+    items = _score_items(raw_scores) if raw_scores is not None else []
+    warnings: list[str] = []
+    by_name: dict[str, GradeScore] = {}
+    for given, raw_fields in items:
+        name = snake_name(given)
+        criterion = rubric.get(name) if name is not None else None
+        if name is None or criterion is None:
+            warnings.append(f"ignored score for unknown criterion {given!r}")
+            continue
+        if name in by_name:
+            problems.append(f"criterion {name!r} is scored more than once; score it once")
+            continue
+        fields = _keyed(raw_fields, f"criterion {name!r}")
+        try:
+            value = coerce_score(criterion, fields.get("score"), field="score")
+        except ParseError as error:
+            problems.append(str(error))
+            continue
+        by_name[name] = GradeScore(
+            name=name, score=value, justification=_text(fields.get("justification"))
+        )
+    missing = [name for name in rubric.names if name not in by_name]
+    if raw_scores is not None and missing and not problems:
+        listed = ", ".join(repr(name) for name in missing)
+        problems.append(f"criteria not scored: {listed}; score every rubric criterion")
+    if problems:
+        raise _problems_error(problems)
+    try:
+        return GradeAnswer(
+            scores=tuple(by_name[name] for name in rubric.names),
+            overall_justification=_text(top.get("overall_justification")),
+            warnings=tuple(warnings),
+        )
+    except ValidationError as error:
+        raise ParseError(_validation_message(error, "answer")) from None

@@ -6,16 +6,20 @@ the reconciliation or the weights change, without calling the judge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from .models import (
     CallInfo,
     CriterionScore,
+    Grade,
+    GradeScore,
     Label,
     Order,
     PassResult,
     Rubric,
+    ScoreValue,
     SlotScores,
     Verdict,
 )
@@ -37,7 +41,8 @@ def flip_label(label: Label) -> Label:
 def weighted_scores(rubric: Rubric, scores: Iterable[CriterionScore]) -> tuple[float, float]:
     """(weighted_A, weighted_B): sum over criteria of weight x normalized score.
 
-    Weights are used as they stand in `rubric`, which is normalized to sum to 1.
+    Weights are used as they stand in `rubric`, whose positive weights sum to 1. Penalty
+    criteria (negative weights) subtract; the result is clipped to [0, 1].
     """
     by_name = {s.name: s for s in scores}
     total_a = total_b = 0.0
@@ -47,7 +52,24 @@ def weighted_scores(rubric: Rubric, scores: Iterable[CriterionScore]) -> tuple[f
             raise ValueError(f"criterion {criterion.name!r} has no score")
         total_a += criterion.weight * criterion.normalize(item.score_a)
         total_b += criterion.weight * criterion.normalize(item.score_b)
-    return total_a, total_b
+    return clip01(total_a), clip01(total_b)
+
+
+def clip01(value: float) -> float:
+    """Clamp to [0, 1]; only penalties can push a weighted score below 0."""
+    return min(1.0, max(0.0, value))
+
+
+def weighted_score(rubric: Rubric, scores: Iterable[GradeScore]) -> float:
+    """A single response's weighted score in [0, 1] (pointwise grading)."""
+    by_name = {s.name: s for s in scores}
+    total = 0.0
+    for criterion in rubric.criteria:
+        item = by_name.get(criterion.name)
+        if item is None:
+            raise ValueError(f"criterion {criterion.name!r} has no score")
+        total += criterion.weight * criterion.normalize(item.score)
+    return clip01(total)
 
 
 def _swap(score: CriterionScore) -> CriterionScore:
@@ -151,8 +173,8 @@ def reweighted_rubric(
             f"unknown criteria {sorted(unknown)}; this rubric has {list(rubric.names)}"
         )
     for name, weight in weights.items():
-        if not weight > 0:
-            raise ValueError(f"weight for {name!r} must be > 0 (drop the criterion instead)")
+        if weight == 0 or weight != weight:
+            raise ValueError(f"weight for {name!r} must be non-zero (drop the criterion instead)")
     kept = tuple(
         c.model_copy(update={"weight": float(weights.get(c.name, c.weight))})
         for c in rubric.criteria
@@ -160,7 +182,9 @@ def reweighted_rubric(
     )
     if not kept:
         raise ValueError("rescoring would drop every criterion; keep at least one")
-    total = sum(c.weight for c in kept)
+    total = sum(c.weight for c in kept if c.weight > 0)
+    if total <= 0:
+        raise ValueError("rescoring needs at least one criterion with a positive weight")
     kept = tuple(c.model_copy(update={"weight": c.weight / total}) for c in kept)
     return rubric.model_copy(update={"criteria": kept, "warnings": ()})
 
@@ -210,5 +234,142 @@ def rescore(
                 "drop": list(drop),
                 "tie_band": tie_band,
             },
+        }
+    )
+
+
+# -- repeated samples and panels ------------------------------------------------------
+
+
+def majority(labels: Sequence[Label]) -> Label | None:
+    """The label more than half of `labels` share (ties and both-bad count apart), or None."""
+    counts = Counter(labels)
+    label, count = counts.most_common(1)[0]
+    return label if count * 2 > len(labels) else None
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items)
+
+
+def _combined(
+    members: Sequence[Verdict], preference: Label, consistent: bool, **update: Any
+) -> Verdict:
+    """A verdict that stands for several: mean scores, the chosen label, a representative.
+
+    The representative (whose passes the report's table shows) is the first member that
+    agrees with the combined preference.
+    """
+    representative = next((v for v in members if v.preference == preference), members[0])
+    weighted_a = _mean(v.weighted_a for v in members)
+    weighted_b = _mean(v.weighted_b for v in members)
+    warnings = list(dict.fromkeys(w for v in members for w in v.warnings))
+    return representative.model_copy(
+        update={
+            "preference": preference,
+            "consistent": consistent,
+            "weighted_a": weighted_a,
+            "weighted_b": weighted_b,
+            "margin": weighted_a - weighted_b,
+            "warnings": tuple(warnings),
+            "cached": all(v.cached for v in members),
+            **update,
+        }
+    )
+
+
+def combine_samples(samples: Sequence[Verdict]) -> Verdict:
+    """Repeated samples of one comparison: the preference is the majority of the reconciled
+    samples (no majority: a tie); consistent when a majority of samples were consistent and
+    agree with it."""
+    labels = [v.preference for v in samples]
+    winner = majority(labels)
+    preference: Label = winner if winner is not None else "A=B"
+    backing = sum(1 for v in samples if v.consistent and v.preference == preference)
+    return _combined(
+        samples,
+        preference,
+        winner is not None and backing * 2 > len(samples),
+        samples=tuple(samples),
+        votes=dict(Counter(labels)),
+    )
+
+
+PanelStrategy = Literal["majority", "unanimous", "mean_margin"]
+PANEL_STRATEGIES: tuple[str, ...] = ("majority", "unanimous", "mean_margin")
+
+
+def pairwise_agreement(labels: Sequence[Label]) -> float | None:
+    """Share of pairs of judges whose reconciled preferences agree (ties agree with ties)."""
+    values = [LABEL_VALUE[label] for label in labels]
+    pairs = [(x, y) for i, x in enumerate(values) for y in values[i + 1 :]]
+    if not pairs:
+        return None
+    return sum(1 for x, y in pairs if x == y) / len(pairs)
+
+
+def combine_panel(
+    verdicts: Sequence[Verdict],
+    strategy: PanelStrategy = "majority",
+    *,
+    tie_band: float = DEFAULT_TIE_BAND,
+) -> Verdict:
+    """Several judges' verdicts on one comparison, as one verdict.
+
+    majority: the label more than half the judges give, else a tie; unanimous: the label
+    every judge gives, else a tie; mean_margin: the label of the mean margin with
+    `tie_band`. Consistent when more than half the judges were consistent and agree with
+    the panel (every judge, for unanimous). Weighted scores are the judges' means.
+    """
+    labels = [v.preference for v in verdicts]
+    if strategy == "majority":
+        preference: Label = majority(labels) or "A=B"
+    elif strategy == "unanimous":
+        preference = labels[0] if len(set(labels)) == 1 else "A=B"
+    elif strategy == "mean_margin":
+        preference = label_from_margin(_mean(v.margin for v in verdicts), tie_band)
+    else:
+        raise ValueError(f"unknown panel strategy {strategy!r}; choose one of {PANEL_STRATEGIES}")
+    backing = sum(
+        1 for v in verdicts if v.consistent and LABEL_VALUE[v.preference] == LABEL_VALUE[preference]
+    )
+    needed = len(verdicts) if strategy == "unanimous" else len(verdicts) // 2 + 1
+    return _combined(
+        verdicts,
+        preference,
+        backing >= needed,
+        panel=tuple(verdicts),
+        panel_strategy=strategy,
+        panel_agreement=pairwise_agreement(labels),
+        judge_model=",".join(v.judge_model for v in verdicts),
+    )
+
+
+def combine_grades(grades: Sequence[Grade]) -> Grade:
+    """Several gradings of one response: mean score, per-criterion median (binary: majority)."""
+    first = grades[0]
+    scores = []
+    for criterion in first.rubric.criteria:
+        values = [s.score for g in grades if (s := g.score_of(criterion.name)) is not None]
+        if criterion.type == "binary":
+            value: ScoreValue = sum(bool(v) for v in values) * 2 > len(values)
+        else:
+            value = sorted(int(v) for v in values)[(len(values) - 1) // 2]  # lower median
+        source = next(g.score_of(criterion.name) for g in grades)
+        scores.append(
+            GradeScore(
+                name=criterion.name,
+                score=value,
+                justification=source.justification if source is not None else "",
+            )
+        )
+    return first.model_copy(
+        update={
+            "score": _mean(g.score for g in grades),
+            "scores": tuple(scores),
+            "warnings": tuple(dict.fromkeys(w for g in grades for w in g.warnings)),
+            "cached": all(g.cached for g in grades),
+            "samples": tuple(grades),
         }
     )

@@ -290,6 +290,28 @@ __all__ = [
     "Interval",
     "aggregate",
     "bootstrap_interval",
+    "fleiss_kappa",
     "mean_stderr",
     "wilson_interval",
 ]
+
+
+def fleiss_kappa(ratings: Sequence[Sequence[Label]]) -> float | None:
+    """Fleiss' kappa for several raters (judges) labelling the same subjects (comparisons).
+
+    Each row holds one subject's labels, one per rater, every row the same length (3 or
+    more raters is the usual use). Ties and both-bad count as one category. None when it
+    is undefined: no subjects, fewer than 2 raters, or every rating in one category.
+    """
+    rows = [[{"A>B": "A", "B>A": "B"}.get(label, "tie") for label in row] for row in ratings]
+    if not rows or len({len(row) for row in rows}) != 1 or len(rows[0]) < 2:
+        return None
+    raters = len(rows[0])
+    categories = ("A", "B", "tie")
+    counts = np.array([[row.count(c) for c in categories] for row in rows], dtype=float)
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (raters * (raters - 1))).mean()
+    shares = counts.sum(axis=0) / counts.sum()
+    expected = float((shares**2).sum())
+    if expected >= 1.0:
+        return None
+    return float((agreement - expected) / (1 - expected))

@@ -60,6 +60,7 @@ __all__ = [
     "Policy",
     "RecordedRequest",
     "TextFeatures",
+    "grade_yaml_answer",
     "main",
     "pass_yaml_answer",
     "rubric_yaml_answer",
@@ -102,6 +103,19 @@ def rubric_yaml_answer(criteria: Sequence[Mapping[str, object]]) -> str:
     """A rubric answer in the protocol's shape: `criteria` in a fenced yaml block."""
     body = yaml.safe_dump(
         {"criteria": [dict(c) for c in criteria]}, sort_keys=False, allow_unicode=True, width=1000
+    )
+    return f"```yaml\n{body}```"
+
+
+def grade_yaml_answer(
+    scores: Sequence[Mapping[str, object]],
+    overall: str = "Scored the response on every criterion of the rubric.",
+) -> str:
+    """A pointwise answer in the protocol's shape, fenced as a judge would write it."""
+    body = yaml.safe_dump(
+        {"scores": [dict(item) for item in scores], "overall_justification": overall},
+        sort_keys=False,
+        allow_unicode=True,
     )
     return f"```yaml\n{body}```"
 
@@ -201,7 +215,24 @@ class HeuristicPolicy:
     def __call__(self, request: ParsedRequest) -> str:
         if request.task == "pass":
             return self._pass(request)
+        if request.task == "grade":
+            return self._grade(request)
         return self._rubric(request)
+
+    def _grade(self, request: ParsedRequest) -> str:
+        """A pointwise answer: the response scored alone, as in a pass."""
+        feats = self.features(request.response_a or "", request.prompt, request.reference)
+        source = "reference" if request.reference else "prompt"
+        items: list[dict[str, object]] = []
+        for name, kind, _ in _request_criteria(request):
+            value, why = self._criterion(name, feats, source)
+            score: ScoreValue = (
+                feats.words > 0 and value >= 0.5
+                if kind == "binary"
+                else max(1, min(5, 1 + round(4 * value)))
+            )
+            items.append({"name": name, "score": score, "justification": why})
+        return grade_yaml_answer(items, "Scored the response on shared key words and length.")
 
     def _rubric(self, request: ParsedRequest) -> str:
         words = [w for w in _WORD_RE.findall(request.prompt) if w.casefold() not in _STOPWORDS]
@@ -370,9 +401,22 @@ class FixedPolicy:
         self.overall = overall
 
     def __call__(self, request: ParsedRequest) -> str:
+        if request.task == "grade":
+            return self.grade_answer(request, self.scores_a)
         if request.task != "pass":
             return rubric_yaml_answer(self.rubric)
         return self.answer(request, self.preference, self.scores_a, self.scores_b)
+
+    def grade_answer(
+        self, request: ParsedRequest, scores: Mapping[str, ScoreValue] | ScoreValue
+    ) -> str:
+        """A pointwise answer for the request's rubric with these scores."""
+        items: list[dict[str, object]] = []
+        for name, kind, _ in _request_criteria(request):
+            value = _slot_score(scores, name, kind)
+            if value is not None:
+                items.append({"name": name, "score": value, "justification": f"Fixed {value}."})
+        return grade_yaml_answer(items, self.overall)
 
     def answer(
         self,
@@ -420,6 +464,9 @@ class ByResponsePolicy(FixedPolicy):
         self.low = low
 
     def __call__(self, request: ParsedRequest) -> str:
+        if request.task == "grade":
+            found = self.winner_contains in (request.response_a or "")
+            return self.grade_answer(request, self.high if found else self.low)
         if request.task != "pass":
             return rubric_yaml_answer(self.rubric)
         in_a = self.winner_contains in (request.response_a or "")

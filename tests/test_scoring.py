@@ -189,8 +189,8 @@ def test_rescore_rejects_unknown_or_empty() -> None:
         verdict.rescored(drop=("nope",))
     with pytest.raises(ValueError, match="every criterion"):
         verdict.rescored(drop=ROW0_RUBRIC.names)
-    with pytest.raises(ValueError, match="must be > 0"):
-        verdict.rescored(weights={"accuracy": -1})
+    with pytest.raises(ValueError, match="must be non-zero"):
+        verdict.rescored(weights={"accuracy": 0})
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..context import Judgement
-from ..models import Label, ScoreValue, Verdict
+from ..models import Grade, Label, ScoreValue, Verdict
+from ..stats import fleiss_kappa
 
 JUSTIFICATION_WIDTH = 90
 
@@ -121,13 +122,81 @@ def headline(verdict: Verdict, names: tuple[str, str] = ("A", "B")) -> str:
     )
 
 
+def grade_table(grade: Grade) -> list[str]:
+    """Pointwise: weight, score and justification per criterion, then the weighted score."""
+    rows: list[tuple[str, str, str, str]] = [("criterion", "weight", "score", "justification")]
+    for criterion in grade.rubric.criteria:
+        item = grade.score_of(criterion.name)
+        if item is None:
+            continue
+        name = criterion.name + (" (penalty)" if criterion.is_penalty else "")
+        rows.append(
+            (name, f"{criterion.weight:.2f}", _score(item.score), _clip(item.justification))
+        )
+    rows.append(("weighted", "", f"{grade.score:.3f}", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return [
+        "  ".join(
+            (row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].rjust(widths[2]), row[3])
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def members_lines(verdict: Verdict, names: tuple[str, str]) -> list[str]:
+    """The vote split of repeated samples and each panel judge's verdict."""
+    lines = []
+    if verdict.votes:
+        split = ", ".join(f"{label} {count}" for label, count in sorted(verdict.votes.items()))
+        lines.append(f"samples: {verdict.vote_split} for {verdict.preference} ({split})")
+    if verdict.panel:
+        agreement = (
+            f", agreement {verdict.panel_agreement:.2f}"
+            if verdict.panel_agreement is not None
+            else ""
+        )
+        lines.append(f"panel ({verdict.panel_strategy}{agreement}):")
+        for member in verdict.panel:
+            votes = f", samples {member.vote_split}" if member.vote_split else ""
+            lines.append(
+                f"  {member.judge_model or '?'}: {describe_preference(member.preference, names)}, "
+                f"{'consistent' if member.consistent else 'INCONSISTENT'}, "
+                f"{names[1]} {member.weighted_b:.3f} / {names[0]} {member.weighted_a:.3f}{votes}"
+            )
+    return lines
+
+
+def grade_headline(grade: Grade) -> str:
+    cached = ", cached" if grade.cached else ""
+    spread = ""
+    if grade.samples:
+        spread = (
+            f" (mean of {len(grade.samples)}: "
+            + ", ".join(f"{g.score:.3f}" for g in grade.samples)
+            + ")"
+        )
+    return f"weighted score {grade.score:.3f}{spread}{cached}"
+
+
 def judgement_lines(judgement: Judgement) -> list[str]:
     """The report section of one judged assertion."""
-    verdict, names = judgement.verdict, judgement.names
     status = "passed" if judgement.passed else "FAILED"
+    grade = judgement.grade
+    if grade is not None:
+        lines = [f"{judgement.assertion} {status}: {grade_headline(grade)}"]
+        if judgement.note:
+            lines.append(judgement.note)
+        lines.extend("  " + line for line in grade_table(grade))
+        lines.extend(f"  warning: {w}" for w in grade.warnings)
+        if grade.overall_justification:
+            lines.append(f"  judge: {_clip(grade.overall_justification)}")
+        return lines
+    verdict, names = judgement.result, judgement.names
+    assert isinstance(verdict, Verdict)
     lines = [f"{judgement.assertion} {status}: {headline(verdict, names)}"]
     if judgement.note:
         lines.append(judgement.note)
+    lines.extend("  " + line for line in members_lines(verdict, names))
     lines.extend("  " + line for line in verdict_table(verdict, names))
     for warning in verdict.warnings:
         lines.append(f"  warning: {warning}")
@@ -136,10 +205,32 @@ def judgement_lines(judgement: Judgement) -> list[str]:
             # The judge wrote in slot terms; say which response sat in which slot.
             first, second = names if item.order == "forward" else names[::-1]
             lines.append(
-                f"  {item.order} pass (A={first}, B={second}): "
-                f"{_clip(item.overall_justification)}"
+                f"  {item.order} pass (A={first}, B={second}): {_clip(item.overall_justification)}"
             )
     return lines
+
+
+def summary_line(nodeid: str, judgement: Judgement) -> str:
+    """One line of the closing summary."""
+    status = "PASS" if judgement.passed else "FAIL"
+    grade = judgement.grade
+    if grade is not None:
+        return f"{status} {nodeid}: {grade_headline(grade)}"
+    verdict = judgement.result
+    assert isinstance(verdict, Verdict)
+    favoured = verdict.weighted_b - verdict.weighted_a
+    extras = ""
+    if verdict.vote_split:
+        extras += f", votes {verdict.vote_split}"
+    if verdict.panel_agreement is not None:
+        extras += f", panel agreement {verdict.panel_agreement:.2f}"
+    return (
+        f"{status} {nodeid}: "
+        f"{describe_preference(verdict.preference, judgement.names)}, "
+        f"{'consistent' if verdict.consistent else 'INCONSISTENT'}, "
+        f"margin {judgement.names[1]}-{judgement.names[0]} {signed(favoured)}"
+        f"{extras}{', cached' if verdict.cached else ''}"
+    )
 
 
 def summary_lines(
@@ -150,17 +241,7 @@ def summary_lines(
     notes: Iterable[str] = (),
 ) -> list[str]:
     """The run's closing summary: one line per judged assertion, then totals."""
-    lines = []
-    for nodeid, judgement in results:
-        verdict = judgement.verdict
-        favoured = verdict.weighted_b - verdict.weighted_a
-        lines.append(
-            f"{'PASS' if judgement.passed else 'FAIL'} {nodeid}: "
-            f"{describe_preference(verdict.preference, judgement.names)}, "
-            f"{'consistent' if verdict.consistent else 'INCONSISTENT'}, "
-            f"margin {judgement.names[1]}-{judgement.names[0]} {signed(favoured)}"
-            f"{', cached' if verdict.cached else ''}"
-        )
+    lines = [summary_line(nodeid, judgement) for nodeid, judgement in results]
     error_list = list(errors)
     for nodeid, message in error_list:
         lines.append(f"ERROR {nodeid}: {message}")
@@ -171,5 +252,74 @@ def summary_lines(
         f"{totals.get('repairs', 0)} repairs), {totals.get('cache_hits', 0)} cache hits, "
         f"{tokens} tokens"
     )
+    kappa = panel_kappa_line([j.verdict for _, j in results if j.verdict is not None])
+    if kappa:
+        lines.append(kappa)
     lines.extend(notes)
     return lines
+
+
+def panel_kappa_line(verdicts: Sequence[Verdict]) -> str | None:
+    """Fleiss' kappa over the run's panel comparisons, when panels of 3+ judges were used."""
+    panels = [v for v in verdicts if len(v.panel) >= 3]
+    sizes = {len(v.panel) for v in panels}
+    if not panels or len(sizes) != 1:
+        return None
+    kappa = fleiss_kappa([[m.preference for m in v.panel] for v in panels])
+    if kappa is None:
+        return None
+    return f"panel: Fleiss' kappa {kappa:.3f} over {len(panels)} comparisons, {sizes.pop()} judges"
+
+
+def _round(value: float) -> float:
+    return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def junit_properties(judgement: Judgement) -> list[tuple[str, object]]:
+    """A judgement's key facts as junitxml properties (`item.user_properties`)."""
+    grade = judgement.grade
+    if grade is not None:
+        props: list[tuple[str, object]] = [
+            ("judge_assertion", judgement.assertion),
+            ("judge_score", _round(grade.score)),
+            ("judge_cached", grade.cached),
+        ]
+        for criterion in grade.rubric.criteria:
+            item = grade.score_of(criterion.name)
+            if item is not None:
+                props.append(
+                    (
+                        f"judge_criterion_{criterion.name}",
+                        f"weight={criterion.weight:.3f} score={item.score}",
+                    )
+                )
+        return props
+    verdict = judgement.result
+    assert isinstance(verdict, Verdict)
+    new, baseline = judgement.names[1], judgement.names[0]
+    props = [
+        ("judge_assertion", judgement.assertion),
+        ("judge_preference", verdict.preference),
+        ("judge_consistent", verdict.consistent),
+        (f"judge_margin_{new}_minus_{baseline}", _round(verdict.weighted_b - verdict.weighted_a)),
+        (f"judge_weighted_{baseline}", _round(verdict.weighted_a)),
+        (f"judge_weighted_{new}", _round(verdict.weighted_b)),
+        ("judge_cached", verdict.cached),
+    ]
+    if verdict.vote_split:
+        props.append(("judge_votes", verdict.vote_split))
+    if verdict.panel_agreement is not None:
+        props.append(("judge_panel_agreement", _round(verdict.panel_agreement)))
+    for criterion in verdict.rubric.criteria:
+        forward = verdict.forward.score(criterion.name)
+        reversed_ = verdict.reversed.score(criterion.name)
+        if forward is None or reversed_ is None:
+            continue
+        props.append(
+            (
+                f"judge_criterion_{criterion.name}",
+                f"weight={criterion.weight:.3f} {baseline}={forward.score_a},{reversed_.score_a} "
+                f"{new}={forward.score_b},{reversed_.score_b}",
+            )
+        )
+    return props

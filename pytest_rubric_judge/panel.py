@@ -1,0 +1,125 @@
+"""A panel of judges: several models judge the same comparison, the panel decides.
+
+One judge (by default the first) writes the rubric, so every judge scores the same
+criteria; each judge then gives its own both-order verdict, concurrently, and
+`scoring.combine_panel` turns them into the panel's verdict. A panel quacks like a
+`Judge` for the assertions (`compare`, `grade`), so `judge=panel` works everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from .judge import CriteriaArg, Judge
+from .models import Grade, Rubric, Verdict
+from .scoring import DEFAULT_TIE_BAND, PANEL_STRATEGIES, PanelStrategy, combine_panel
+
+
+class JudgePanel:
+    """Several judges deciding together: majority, unanimous or mean margin."""
+
+    def __init__(
+        self,
+        judges: Sequence[Judge],
+        *,
+        strategy: PanelStrategy = "majority",
+        rubric_judge: int = 0,
+        tie_band: float = DEFAULT_TIE_BAND,
+    ) -> None:
+        if len(judges) < 2:
+            raise ValueError("a panel needs at least two judges")
+        if strategy not in PANEL_STRATEGIES:
+            raise ValueError(
+                f"unknown panel strategy {strategy!r}; choose one of {', '.join(PANEL_STRATEGIES)}"
+            )
+        if not 0 <= rubric_judge < len(judges):
+            raise ValueError(f"rubric_judge must index one of the {len(judges)} judges")
+        self.judges = tuple(judges)
+        self.strategy: PanelStrategy = strategy
+        self.rubric_judge = rubric_judge
+        self.tie_band = tie_band
+        self._pool = ThreadPoolExecutor(max_workers=len(judges), thread_name_prefix="panel")
+
+    def __repr__(self) -> str:
+        models = ", ".join(repr(j) for j in self.judges)
+        return f"JudgePanel([{models}], strategy={self.strategy!r})"
+
+    @property
+    def model(self) -> str:
+        return ",".join(j.model for j in self.judges)
+
+    def rubric(self, prompt: str, *, reference: str | None = None) -> Rubric:
+        """The rubric judge's rubric, which every judge of the panel scores."""
+        return self.judges[self.rubric_judge].rubric(prompt, reference=reference)
+
+    def _criteria(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
+        if criteria is not None:
+            return Rubric.of(criteria, source="user")
+        return self.rubric(prompt, reference=reference)
+
+    def compare(
+        self,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        *,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+        samples: int | None = None,
+    ) -> Verdict:
+        """Every judge's both-order verdict on the same rubric, combined by the strategy."""
+        rubric = self._criteria(prompt, reference, criteria)
+        futures = [
+            self._pool.submit(
+                judge.compare,
+                prompt,
+                response_a,
+                response_b,
+                criteria=rubric,
+                reference=reference,
+                samples=samples,
+            )
+            for judge in self.judges
+        ]
+        verdicts = [f.result() for f in futures]
+        return combine_panel(verdicts, self.strategy, tie_band=self.tie_band)
+
+    def grade(
+        self,
+        prompt: str,
+        response: str,
+        *,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+        samples: int | None = None,
+    ) -> Grade:
+        """Every judge grades the response on the same rubric; the panel's score is the mean."""
+        from .scoring import combine_grades
+
+        rubric = self._criteria(prompt, reference, criteria)
+        futures = [
+            self._pool.submit(
+                judge.grade, prompt, response, criteria=rubric, reference=reference, samples=samples
+            )
+            for judge in self.judges
+        ]
+        return combine_grades([f.result() for f in futures])
+
+    def stats_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for judge in self.judges:
+            for name, value in judge.stats.as_dict().items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for judge in self.judges:
+            judge.close()
+
+    def __enter__(self) -> JudgePanel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
