@@ -7,7 +7,13 @@ Importing this package has no side effects; the pytest plugin lives in
 `pytest_rubric_judge.plugin` and is registered through the `pytest11` entry point.
 """
 
-from .assertions import JudgmentFailed, assert_not_worse, assert_preferred
+from .assertions import (
+    GradeFailed,
+    JudgmentFailed,
+    assert_meets_rubric,
+    assert_not_worse,
+    assert_preferred,
+)
 from .errors import (
     CacheMissError,
     InputTooLargeError,
@@ -22,12 +28,15 @@ from .models import (
     CallInfo,
     Criterion,
     CriterionScore,
+    Grade,
+    GradeScore,
     Label,
     PassResult,
     Rubric,
     Usage,
     Verdict,
 )
+from .panel import JudgePanel
 
 __version__ = "0.1.0"
 
@@ -41,6 +50,7 @@ def __getattr__(name: str) -> object:
         return Baseline
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "LABELS",
     "Baseline",
@@ -48,11 +58,15 @@ __all__ = [
     "CallInfo",
     "Criterion",
     "CriterionScore",
+    "Grade",
+    "GradeFailed",
+    "GradeScore",
     "InputTooLargeError",
     "Judge",
     "JudgeError",
     "JudgeNotConfiguredError",
     "JudgeOutputError",
+    "JudgePanel",
     "JudgeStats",
     "JudgeUnavailableError",
     "JudgmentFailed",
@@ -62,6 +76,7 @@ __all__ = [
     "Usage",
     "Verdict",
     "__version__",
+    "assert_meets_rubric",
     "assert_not_worse",
     "assert_preferred",
 ]

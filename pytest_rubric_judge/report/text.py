@@ -29,6 +29,12 @@ def describe_preference(label: Label, names: tuple[str, str] = ("A", "B")) -> st
 
 
 def describe_consistency(verdict: Verdict) -> str:
+    members = verdict.panel or verdict.samples
+    if members:
+        what = "judges" if verdict.panel else "samples"
+        backing = sum(1 for m in members if m.consistent and m.preference == verdict.preference)
+        state = "decided" if verdict.consistent else "not decided"
+        return f"{state}: {backing} of {len(members)} {what} gave it in both orders"
     if verdict.consistent:
         return "consistent in both orders"
     return (
@@ -155,7 +161,10 @@ def members_lines(verdict: Verdict, names: tuple[str, str]) -> list[str]:
             if verdict.panel_agreement is not None
             else ""
         )
-        lines.append(f"panel ({verdict.panel_strategy}{agreement}):")
+        lines.append(
+            f"panel ({verdict.panel_strategy}{agreement}; the table shows the scores of the "
+            "first judge that agrees with the panel):"
+        )
         for member in verdict.panel:
             votes = f", samples {member.vote_split}" if member.vote_split else ""
             lines.append(
