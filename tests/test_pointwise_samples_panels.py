@@ -71,7 +71,7 @@ def test_assert_meets_rubric_min_score_and_min_criteria(fake_judge: FakeJudge) -
         message = str(info.value)
         assert "clarity scored 2, below its minimum 4" in message
         assert "criterion" in message and "accuracy" in message and "0.700" in message
-        with pytest.raises(GradeFailed, match="below min_score 0.900"):
+        with pytest.raises(GradeFailed, match=r"below min_score 0\.900"):
             assert_meets_rubric("an answer", prompt="q", min_score=0.9, judge=judge)
         with pytest.raises(ValueError, match="rubric lacks"):
             assert_meets_rubric("an answer", prompt="q", min_criteria={"tone": 3}, judge=judge)
