@@ -7,15 +7,20 @@ folder and are renamed over the old one, so a killed run never leaves half a bas
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 FOLDER = "judge_baselines"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\[\]=,+]")
 MAX_NAME = 120
+TEMP_SUFFIX = ".tmp"
+#: A temporary file this old cannot belong to a write still in progress.
+STALE_TEMP_S = 600.0
 
 
 def file_name(test_name: str) -> str:
@@ -45,9 +50,14 @@ def read_baseline(path: Path) -> str | None:
 
 
 def write_baseline(path: Path, text: str) -> None:
-    """Replace the baseline atomically: write a temporary file, fsync, rename."""
+    """Replace the baseline atomically: write a temporary file, fsync, rename, fsync the folder.
+
+    A process killed at any moment leaves the complete old file or the complete new one.
+    It may leave its temporary file (`.<name>.<random>.tmp`), which nothing reads; the next
+    successful write of the same baseline removes such leftovers once they are stale.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
@@ -57,3 +67,41 @@ def write_baseline(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+    remove_stale_temp_files(path)
+
+
+def temp_files(path: Path) -> list[Path]:
+    """Temporary files that writes of the baseline `path` left behind."""
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"))
+
+
+def remove_stale_temp_files(path: Path, *, older_than: float = STALE_TEMP_S) -> int:
+    """Remove leftovers of killed writes of `path` older than `older_than` seconds.
+
+    Younger ones may belong to a write still in progress in another process.
+    """
+    removed = 0
+    deadline = time.time() - older_than
+    for leftover in temp_files(path):
+        try:
+            if leftover.stat().st_mtime <= deadline:
+                leftover.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

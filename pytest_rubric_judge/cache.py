@@ -11,6 +11,14 @@ so that a cache checked into a repository or shared between machines can be read
 any SQLite tool and loading it never runs code. SQLite's locking makes the directory safe
 for several threads and several processes (pytest-xdist workers) at once.
 
+Durability: every entry is written in one SQLite transaction, so a writer killed midway
+(SIGKILL, a CI runner torn down) leaves the old entry or the new one, never part of one;
+an entry is also checked against its key when read, so a damaged one is a miss, never an
+answer. A cache file that SQLite cannot read is found when the cache opens (a quick
+integrity check): in a writing mode it is moved aside to `cache.db.corrupt-<time>-<pid>`
+and a fresh cache is started (`JudgeCache.recovered` says so); in replay mode, which must
+not silently lose its answers, it is a `CacheCorruptError` naming the file and the fix.
+
 Modes:
 
 - ``rw``: read hits, write new answers (the default).
@@ -60,19 +68,25 @@ _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
 class CacheCorruptError(ValueError):
-    """The cache directory cannot be read as a cache (damaged or not a cache at all).
+    """The cache cannot be read as a cache (damaged, or not a cache at all).
 
-    Raised instead of silently starting over, because a damaged cache in replay mode would
-    otherwise look like a run where the judge was never asked anything.
+    Raised in replay mode instead of silently starting over, because a damaged cache
+    would otherwise look like a run where the judge was never asked anything; and for
+    damage found after the cache was opened (the next run's integrity check moves the
+    file aside). `path` is the cache directory, `file` the damaged file.
     """
 
-    def __init__(self, path: Path, cause: BaseException) -> None:
+    def __init__(self, path: Path, cause: BaseException | str, file: Path | None = None) -> None:
+        self.path = path
+        self.file = file if file is not None else path / DB_NAME
+        why = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         message = (
-            f"judge cache at {path} is unreadable or corrupted ({type(cause).__name__}: "
-            f"{cause}); delete the folder or run with --judge-cache=off"
+            f"judge cache file {self.file} is unreadable or corrupted ({why}); delete it "
+            "(a run with --judge-cache=rw starts a fresh cache and moves a damaged file "
+            "aside by itself) or restore it with `rubric-judge cache import FILE.jsonl`; "
+            "or run with --judge-cache=off"
         )
         super().__init__(message)
-        self.path = path
 
 
 # -- keys ----------------------------------------------------------------------------
@@ -305,7 +319,55 @@ class _TextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache.Disk is unty
 
 def _is_lock_error(exc: BaseException) -> bool:
     """Whether an SQLite error means "busy", which is not damage."""
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def check_database(db: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
+    """None when the SQLite file `db` passes a quick integrity check, else what is wrong.
+
+    A file that is busy (another process is writing) is not damaged: that counts as fine.
+    """
+    try:
+        connection = sqlite3.connect(str(db), timeout=timeout_s)
+    except sqlite3.DatabaseError as exc:
+        return None if _is_lock_error(exc) else f"{type(exc).__name__}: {exc}"
+    try:
+        rows = connection.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return None if _is_lock_error(exc) else f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()
+    problems = [str(row[0]) for row in rows if row and row[0] != "ok"]
+    return "; ".join(problems[:3]) or None
+
+
+class _DirectoryLock:
+    """An advisory lock on a file in the cache directory, across processes (POSIX flock).
+
+    Serializes the rare move-aside of a damaged file, so that two processes that find the
+    same damage do not also move aside the fresh file the first one started. Where flock
+    does not exist (Windows) it does nothing; the move-aside is then best effort.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> _DirectoryLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = None
 
 
 class JudgeCache:
@@ -345,6 +407,8 @@ class JudgeCache:
         self._hits = 0
         self._misses = 0
         self._corrupt = 0
+        #: What was moved aside when a damaged cache file was found, one line each.
+        self.recovered: list[str] = []
 
     def __repr__(self) -> str:
         return f"JudgeCache({str(self.directory)!r}, mode={self.mode!r})"
@@ -401,9 +465,12 @@ class JudgeCache:
             if self._store is not None:
                 return self._store
             path = self.directory
-            if not create and not (path / DB_NAME).exists():
-                if path.exists() and not path.is_dir():
-                    raise CacheCorruptError(path, NotADirectoryError("not a directory"))
+            if path.exists() and not path.is_dir():
+                raise CacheCorruptError(path, NotADirectoryError("not a directory"), file=path)
+            db = path / DB_NAME
+            if db.exists():
+                self._check_or_recover(db)
+            if not create and not db.exists():
                 return None
             try:
                 store = diskcache.Cache(
@@ -423,6 +490,28 @@ class JudgeCache:
                 raise CacheCorruptError(path, exc) from exc
             self._store = store
             return store
+
+    def _check_or_recover(self, db: Path) -> None:
+        """Make sure `db` is readable: move a damaged file aside (writing modes) or raise."""
+        problem = check_database(db, self._timeout_s)
+        if problem is None:
+            return
+        if not self.writes:
+            raise CacheCorruptError(db.parent, problem, file=db)
+        with _DirectoryLock(db.parent / "recovery.lock"):
+            if not db.exists() or check_database(db, self._timeout_s) is None:
+                return  # another process moved it aside and started afresh meanwhile
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            aside = db.with_name(f"{db.name}.corrupt-{stamp}-{os.getpid()}")
+            os.replace(db, aside)
+            for suffix in ("-wal", "-shm"):
+                side = db.with_name(db.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+        self.recovered.append(
+            f"judge cache file {db} was damaged ({problem}); moved aside to {aside.name} "
+            "and started a fresh cache"
+        )
 
     def _db_error(self, exc: sqlite3.DatabaseError) -> Exception:
         """The exception to raise for an SQLite error met after opening."""
@@ -540,6 +629,52 @@ class JudgeCache:
                     self._corrupt += 1
                 continue
             yield entry
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def delete(self, key: str) -> bool:
+        """Remove the entry under `key`; whether there was one. Any mode but off may."""
+        store = self._open(create=False)
+        if store is None:
+            return False
+        try:
+            removed: bool = store.delete(key, retry=True)
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+        return removed
+
+    def clear(self) -> int:
+        """Remove every entry; how many there were. The directory stays."""
+        store = self._open(create=False)
+        if store is None:
+            return 0
+        try:
+            count: int = store.clear(retry=True)
+        except sqlite3.DatabaseError as exc:
+            raise self._db_error(exc) from exc
+        return count
+
+    def prune(self, older_than_s: float, *, now: float | None = None) -> int:
+        """Remove entries created more than `older_than_s` seconds ago (and damaged ones).
+
+        Returns how many were removed.
+        """
+        store = self._open(create=False)
+        if store is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - older_than_s
+        removed = 0
+        for key in list(self.keys()):
+            try:
+                value = store.get(key, default=None, retry=True)
+            except sqlite3.DatabaseError as exc:
+                raise self._db_error(exc) from exc
+            entry = self._decode(key, value) if value is not None else None
+            if (value is not None and entry is None) or (
+                entry is not None and entry.created_at < cutoff
+            ):
+                removed += self.delete(key)
+        return removed
 
     # -- lifetime ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ This module knows nothing about pytest, so it works from the CLI and from a note
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http
 import ipaddress
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -107,6 +108,30 @@ def _redact_userinfo(url: str) -> str:
     return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
+def _split_userinfo(url: str) -> tuple[str, str, str]:
+    """`url` without its user:password part, and the (percent-decoded) user and password."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, "", ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    plain = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return plain, unquote(parts.username or ""), unquote(parts.password or "")
+
+
+def _secret_forms(api_key: str | None, username: str, password: str) -> tuple[str, ...]:
+    """Every spelling of a credential that a server could echo back, longest first."""
+    forms: set[str] = set()
+    if api_key:
+        forms.add(api_key)
+    if password:
+        forms.update({password, quote(password, safe="")})
+    if username or password:
+        forms.add(base64.b64encode(f"{username}:{password}".encode()).decode())
+    # Very short passwords would blank out ordinary words; they are still never sent back
+    # by this module, which only quotes the server.
+    return tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -145,21 +170,30 @@ class ChatClient:
             raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
         if backoff_base < 0 or backoff_max < 0 or retry_after_max < 0:
             raise ValueError("backoff_base, backoff_max and retry_after_max must be 0 or more")
-        self.base_url = normalize_base_url(base_url)
+        plain_url, username, password = _split_userinfo(normalize_base_url(base_url))
+        #: The endpoint without any user:password part; credentials live only in `_http`.
+        self.base_url = plain_url
         self.timeout = float(timeout)
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
-        self._display_url = _redact_userinfo(self.base_url)
+        self._display_url = self.base_url
         self._api_key = api_key or None
         self._sleep = sleep
         self._random = random.Random()
         headers = {"Accept": "application/json"}
+        auth: httpx.BasicAuth | None = None
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        elif username or password:
+            # Credentials in the URL mean HTTP Basic auth, as curl reads them; an API key,
+            # when given, is what authenticates instead.
+            auth = httpx.BasicAuth(username, password)
+        self._secrets = _secret_forms(self._api_key, username, password)
         self._http = httpx.Client(
             headers=headers,
+            auth=auth,
             # connect/read/write as asked; waiting for a free pooled connection is not a
             # server failure, so the pool wait is unbounded.
             timeout=httpx.Timeout(self.timeout, pool=None),
@@ -228,14 +262,16 @@ class ChatClient:
         data, retries = self._request("POST", "/chat/completions", body, model=model)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise self._bad_body("a body without `choices`", data)
+            raise _with_retries(self._bad_body("a body without `choices`", data), retries)
         choice = choices[0]
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or "content" not in message:
-            raise self._bad_body("a choice without `message.content`", data)
+            raise _with_retries(self._bad_body("a choice without `message.content`", data), retries)
         text = _content_text(message["content"])
         if text is None:
-            raise self._bad_body("a `message.content` that is not text", data)
+            raise _with_retries(
+                self._bad_body("a `message.content` that is not text", data), retries
+            )
         finish = choice.get("finish_reason")
         answered_by = data.get("model")
         return Completion(
@@ -269,17 +305,22 @@ class ChatClient:
                 response = self._http.request(method, url, json=body)
             except _RETRY_TRANSPORT as exc:
                 if last:
-                    raise self._transport_error(exc, attempts) from exc
+                    raise _with_retries(self._transport_error(exc, attempts), attempt) from exc
                 delay = self._backoff(attempt)
                 cause = type(exc).__name__
             except httpx.HTTPError as exc:
-                raise self._transport_error(exc, attempt + 1) from exc
+                raise _with_retries(self._transport_error(exc, attempt + 1), attempt) from exc
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return self._decode(response), attempt
+                    try:
+                        return self._decode(response), attempt
+                    except JudgeUnavailableError as error:
+                        raise _with_retries(error, attempt) from None
                 if status not in RETRY_STATUSES or last:
-                    raise self._status_error(response, attempt + 1, method, path, model)
+                    raise _with_retries(
+                        self._status_error(response, attempt + 1, method, path, model), attempt
+                    )
                 hinted = _retry_after(response.headers) if status in (429, 503) else None
                 delay = (
                     min(hinted, self.retry_after_max)
@@ -400,10 +441,14 @@ class ChatClient:
         return self._error(message)
 
     def _error(self, message: str) -> JudgeUnavailableError:
-        """An error whose message is one line and never contains the API key."""
-        text = _one_line(message)
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
+        """An error whose message is one printable line without any credential.
+
+        A server may echo what it received (the key, the URL's password, the Basic token)
+        or send terminal control characters; none of that reaches the message.
+        """
+        text = _printable(_one_line(message))
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         return JudgeUnavailableError(text)
 
 
@@ -496,6 +541,20 @@ def _phrase(response: httpx.Response) -> str:
 
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
+
+
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: str) -> str:
+    """`text` with control and bidirectional-override characters shown as escapes."""
+    return _UNPRINTABLE_RE.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+def _with_retries(error: JudgeUnavailableError, retries: int) -> JudgeUnavailableError:
+    """`error`, recording how many retries were spent before it."""
+    error.retries = retries
+    return error
 
 
 def _excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:

@@ -17,11 +17,13 @@ class JudgeError(Exception):
     #: Short machine-readable cause, used in reports and counters.
     kind: str = "judge_error"
 
-    def __init__(self, message: str, *, raw: str | None = None) -> None:
+    def __init__(self, message: str, *, raw: str | None = None, retries: int = 0) -> None:
         super().__init__(message)
         self.message = message
         #: The judge's last answer, when the failure is about its content.
         self.raw = raw
+        #: Attempts beyond the first that were made before giving up, for the run's totals.
+        self.retries = retries
 
 
 class JudgeNotConfiguredError(JudgeError):

@@ -43,6 +43,7 @@ from .report.run_json import (
 )
 from .report.text import judgement_lines, junit_properties, summary_lines
 from .settings import Settings, add_options, read_settings
+from .stats import Aggregates
 
 __all__ = ["judge", "judge_baseline"]
 
@@ -254,7 +255,10 @@ class RubricJudgePlugin:
             report.longrepr = message
             kind = getattr(error, "kind", "judge_error")
             self._errors.append(
-                (self._order(item.nodeid), ErrorRecord(nodeid=item.nodeid, message=message, kind=kind))
+                (
+                    self._order(item.nodeid),
+                    ErrorRecord(nodeid=item.nodeid, message=message, kind=kind),
+                )
             )
         writes: list[BaselineWrite] = item.stash.get(baseline_key, [])
         if report.passed:
@@ -426,7 +430,7 @@ def _sum_totals(parts: Iterable[dict[str, int]]) -> dict[str, int]:
     return totals
 
 
-def _rates_line(winrate: float | None, aggregates: Any) -> str:
+def _rates_line(winrate: float | None, aggregates: Aggregates) -> str:
     rec = aggregates.reconciled
     judged = aggregates.comparisons - rec.errors
     rate = (

@@ -118,7 +118,7 @@ class JudgeServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for no orphans
+                    preexec_fn=_die_with_parent,  # the server dies with its parent: no orphans
                 )
             except OSError as error:
                 raise JudgeServerError(

@@ -18,6 +18,7 @@ import pytest
 
 from .cache import CACHE_MODES, CacheMode, validate_mode
 from .client import normalize_base_url
+from .gates import Gate, gates_argument
 
 API_KEY_ENV = ("RUBRIC_JUDGE_API_KEY", "OPENAI_API_KEY")
 DEFAULT_CACHE_DIR = ".rubric_judge_cache"
@@ -72,6 +73,12 @@ def text(value: str) -> str:
     return value
 
 
+def report_path(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a report path must not be empty")
+    return value
+
+
 def judge_url(value: str) -> str:
     try:
         return normalize_base_url(value)
@@ -90,6 +97,8 @@ class Option:
     env: tuple[str, ...] = ()
     metavar: str | None = None
     flag: bool = False
+    #: The flag may be repeated; each value is parsed to a tuple and the tuples are joined.
+    repeat: bool = False
 
     @property
     def cli(self) -> str:
@@ -163,9 +172,42 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+#: Options of a pytest run only (reports and gates), not of the judge: the `rubric-judge`
+#: command shares `OPTIONS` but not these.
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "judge_report",
+        report_path,
+        None,
+        "write every verdict of the run and its aggregates to this JSON file",
+        env=("RUBRIC_JUDGE_REPORT",),
+        metavar="PATH.json",
+    ),
+    Option(
+        "judge_report_md",
+        report_path,
+        None,
+        "write a short Markdown summary (for a CI step summary or a PR comment) to this file",
+        env=("RUBRIC_JUDGE_REPORT_MD",),
+        metavar="PATH.md",
+    ),
+    Option(
+        "judge_fail_under",
+        gates_argument,
+        (),
+        "fail the run when a suite-level gate is not met: winrate=RATE, winrate_lower=RATE, "
+        "consistency=RATE, errors=N; comma-separated or repeated",
+        env=("RUBRIC_JUDGE_FAIL_UNDER",),
+        metavar="KEY=VALUE",
+        repeat=True,
+    ),
+)
+ALL_OPTIONS: tuple[Option, ...] = OPTIONS + RUN_OPTIONS
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("rubric-judge", "rubric judge (pytest-rubric-judge)")
-    for option in OPTIONS:
+    for option in ALL_OPTIONS:
         if option.flag:
             group.addoption(
                 option.cli, action="store_true", default=None, dest=option.dest, help=option.help
@@ -178,6 +220,7 @@ def add_options(parser: pytest.Parser) -> None:
             dest=option.dest,
             type=option.parse,
             default=None,
+            action="append" if option.repeat else "store",
             metavar=option.metavar,
             help=option.help + env,
         )
@@ -196,6 +239,11 @@ class Settings:
     judge_max_tokens: int
     judge_max_input_chars: int
     judge_update_baselines: bool
+    #: Absolute paths of the reports to write, or None.
+    judge_report: Path | None = None
+    judge_report_md: Path | None = None
+    #: Suite-level gates, checked over every comparison of the run.
+    judge_fail_under: tuple[Gate, ...] = ()
 
     @property
     def api_key(self) -> str | None:
@@ -209,8 +257,10 @@ class Settings:
 def read_settings(config: pytest.Config) -> Settings:
     """Resolve every option; a bad environment or ini value is a usage error naming it."""
     values: dict[str, Any] = {}
-    for option in OPTIONS:
+    for option in ALL_OPTIONS:
         value = config.getoption(option.dest)
+        if option.repeat and value is not None:
+            value = tuple(item for part in value for item in part)
         source = option.cli
         if value is None:
             for name in option.env:
@@ -225,13 +275,31 @@ def read_settings(config: pytest.Config) -> Settings:
             values[option.dest] = option.default
             continue
         if isinstance(value, str):
+            if option.repeat:
+                value = value.replace("\n", ",")
             try:
                 value = option.parse(value)
             except argparse.ArgumentTypeError as error:
                 raise pytest.UsageError(f"{source}: {error}") from None
         values[option.dest] = value
     values["judge_cache_dir"] = _cache_dir(config, config.getoption("judge_cache_dir"))
+    for dest in ("judge_report", "judge_report_md"):
+        if values[dest] is not None:
+            values[dest] = _report_path(config, dest, str(values[dest]))
     return Settings(**values)
+
+
+def _report_path(config: pytest.Config, dest: str, value: str) -> Path:
+    """A report path: relative to where pytest started, or for an ini value to the ini file."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    if config.getoption(dest) is None and not any(
+        os.environ.get(name) for name in next(o.env for o in RUN_OPTIONS if o.dest == dest)
+    ):
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / path).resolve()
+    return (config.invocation_params.dir / path).resolve()
 
 
 def _cache_dir(config: pytest.Config, cli_value: str | None) -> Path:
