@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from . import prompts
 from .cache import CacheEntry, CacheMode, JudgeCache, cache_key, key_fields
 from .client import ChatClient, Completion
+from .endpoints import MultiClient, split_urls
 from .errors import (
     CacheMissError,
     InputTooLargeError,
@@ -115,7 +116,7 @@ class Judge:
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
         concurrency: int = 8,
         samples: int = 1,
-        client: ChatClient | None = None,
+        client: ChatClient | MultiClient | None = None,
     ) -> None:
         if cache_dir is None and cache_mode != "off":
             cache_mode = "off"
@@ -138,8 +139,18 @@ class Judge:
         self.cache = JudgeCache(Path(cache_dir) if cache_dir is not None else None, cache_mode)
         self.stats = JudgeStats()
         if client is None and base_url:
-            client = ChatClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
-        self.client = client
+            urls = split_urls(base_url)
+            options: dict[str, Any] = {
+                "api_key": api_key,
+                "timeout": timeout,
+                "max_retries": max_retries,
+            }
+            client = (
+                ChatClient(urls[0], **options)
+                if len(urls) == 1
+                else MultiClient.from_urls(urls, **options)
+            )
+        self.client: ChatClient | MultiClient | None = client
         # Drawn once per judge so the prompt block stays a shared prefix between passes.
         self._context_code = prompts.new_code()
         self._pool = ThreadPoolExecutor(max_workers=max(2, concurrency), thread_name_prefix="judge")
