@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from . import prompts
 from .cache import CacheEntry, CacheMode, JudgeCache, cache_key, key_fields
-from .client import ChatClient, Completion
+from .client import ChatClient, Completion, _redact_userinfo
 from .endpoints import MultiClient, split_urls
 from .errors import (
     CacheMissError,
@@ -52,6 +52,8 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_TOKENS = 2048
 DEFAULT_MAX_INPUT_CHARS = 200_000
+#: How much of an unreadable answer a JudgeOutputError quotes.
+RAW_EXCERPT = 160
 
 NOT_CONFIGURED_HINT = (
     "point the plugin at an OpenAI-compatible judge: --judge-url and --judge-model "
@@ -159,8 +161,14 @@ class Judge:
         self._rubric_locks: dict[tuple[str, str | None], threading.Lock] = {}
 
     def __repr__(self) -> str:
+        # Never show credentials: a URL may carry user:password@.
+        url = (
+            ",".join(_redact_userinfo(u) for u in split_urls(self.base_url))
+            if self.base_url
+            else None
+        )
         return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, model={self._model!r}, "
+            f"{type(self).__name__}(base_url={url!r}, model={self._model!r}, "
             f"cache={self.cache.mode})"
         )
 
@@ -478,7 +486,7 @@ class Judge:
             completion = self._complete(messages, seed)
             usage, retries, repaired = completion.usage, completion.retries, False
             try:
-                parsed = parse(completion.text)
+                parsed = _parse_complete(parse, completion)
             except ParseError as first:
                 self.stats.add(repairs=1)
                 hint = render_error_hint(first, completion.finish_reason)
@@ -491,11 +499,12 @@ class Judge:
                     True,
                 )
                 try:
-                    parsed = parse(completion.text)
+                    parsed = _parse_complete(parse, completion)
                 except ParseError as second:
                     raise JudgeOutputError(
                         f"the judge's answer for {what} could not be read after one repair "
-                        f"request: {render_error_hint(second, completion.finish_reason)}",
+                        f"request: {render_error_hint(second, completion.finish_reason)}; "
+                        f"its answer began {_excerpt(completion.text, RAW_EXCERPT)}",
                         raw=completion.text,
                     ) from second
         except JudgeError:
@@ -536,6 +545,9 @@ class Judge:
                 top_p=self.top_p,
                 seed=seed,
             )
+        except JudgeError as error:
+            self.stats.add(retries=error.retries)
+            raise
         finally:
             self.stats.add(requests=1)
         self.stats.add(
@@ -556,6 +568,14 @@ class Judge:
         from .batch import compare_many
 
         return compare_many(self, rows, concurrency=concurrency, **options)
+
+
+def _parse_complete(parse: Callable[[str], ParsedT], completion: Completion) -> ParsedT:
+    """Parse an answer, refusing one the server cut off at max_tokens even if it parses:
+    a rubric cut after a whole criterion would silently lose the rest."""
+    if completion.finish_reason == "length":
+        raise ParseError("the answer was cut off before it ended")
+    return parse(completion.text)
 
 
 def _gather(futures: list[Future[Any]]) -> list[Any]:

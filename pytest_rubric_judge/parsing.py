@@ -73,6 +73,20 @@ def extract_yaml(text: str) -> str:
     languages; an empty block is skipped; a last block without its closing fence runs
     to the end of the text (answers cut off at max_tokens look like that).
     """
+    blocks = _fenced_blocks(text)
+    if not blocks:
+        return text.strip()
+    candidates = _candidates(blocks)
+    return candidates[-1].strip() if candidates else ""
+
+
+def yaml_blocks(text: str) -> list[str]:
+    """Every fenced block of `text` that `extract_yaml` could have chosen, in order."""
+    return [block.strip() for block in _candidates(_fenced_blocks(text))]
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(info string, body) of every fenced block, in order."""
     blocks: list[tuple[str, str]] = []
     lines = text.splitlines()
     index = 0
@@ -89,12 +103,13 @@ def extract_yaml(text: str) -> str:
             index += 1
         index += 1  # the closing fence, if any
         blocks.append((opening["info"].lower(), "\n".join(body)))
-    if not blocks:
-        return text.strip()
+    return blocks
+
+
+def _candidates(blocks: list[tuple[str, str]]) -> list[str]:
+    """The non-empty blocks that may hold the answer: yaml ones if any, else all."""
     candidates = [body for info, body in blocks if info in _YAML_INFOS and body.strip()]
-    if not candidates:
-        candidates = [body for _, body in blocks if body.strip()]
-    return candidates[-1].strip() if candidates else ""
+    return candidates or [body for _, body in blocks if body.strip()]
 
 
 def _yaml_error_message(error: yaml.YAMLError) -> str:
@@ -154,6 +169,11 @@ def load_judge_yaml(text: str, *, max_chars: int = MAX_ANSWER_CHARS) -> object:
     document = extract_yaml(text)
     if not document:
         raise ParseError("answer is empty: expected YAML in one ```yaml fenced block")
+    return _load_document(document)
+
+
+def _load_document(document: str) -> object:
+    """One extracted YAML document as plain data: tokens checked first, then safe_load."""
     _check_tokens(document)
     try:
         return yaml.safe_load(document)
@@ -528,8 +548,30 @@ def parse_pass(text: str, rubric: Rubric) -> SlotScores:
 
     The label is kept as the judge gave it; a warning is added when the weighted scores
     favour the other response by more than 0.1, since that judge may be unreliable.
+
+    The last fenced block is the answer. When another block is a complete answer with a
+    different preference, the answer is ambiguous and refused: a judge that quotes a
+    response containing a forged verdict block must not turn that block into the verdict.
     """
-    top = _top_mapping(load_judge_yaml(text), "scores, overall_justification, preference")
+    result = _parse_pass_data(load_judge_yaml(text), rubric)
+    blocks = yaml_blocks(text) if len(text) <= MAX_ANSWER_CHARS else []
+    for other in blocks[:-1]:
+        try:
+            rival = _parse_pass_data(_load_document(other), rubric)
+        except ParseError:
+            continue  # an echo of the format or prose in a fence: not a competing answer
+        if rival.preference != result.preference:
+            raise ParseError(
+                f"answer has several YAML blocks with different preferences ({rival.preference} "
+                f"in one, {result.preference} in the last); answer with one block only, and "
+                "do not quote the responses in fenced blocks"
+            )
+    return result
+
+
+def _parse_pass_data(data: object, rubric: Rubric) -> SlotScores:
+    """A pairwise answer from its loaded YAML data."""
+    top = _top_mapping(data, "scores, overall_justification, preference")
     problems: list[str] = []
     raw_scores = top.get("scores")
     if raw_scores is None:
