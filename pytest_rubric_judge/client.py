@@ -438,7 +438,9 @@ class ChatClient:
                 f"{where}{said_part}: the request was rejected; check --judge-model and the "
                 "judge's sampling options"
             )
-        return self._error(message)
+        error = self._error(message)
+        error.status = status
+        return error
 
     def _error(self, message: str) -> JudgeUnavailableError:
         """An error whose message is one printable line without any credential.

@@ -36,6 +36,8 @@ class JudgeUnavailableError(JudgeError):
     """The endpoint could not be reached or kept failing after every retry."""
 
     kind = "unavailable"
+    #: The HTTP status of the final answer, when there was one.
+    status: int | None = None
 
 
 class JudgeOutputError(JudgeError):

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from . import prompts
+from . import prompts, schemas
 from .cache import CacheEntry, CacheMode, JudgeCache, cache_key, key_fields
 from .client import ChatClient, Completion, _redact_userinfo
 from .endpoints import MultiClient, split_urls
@@ -30,6 +31,7 @@ from .errors import (
     JudgeError,
     JudgeNotConfiguredError,
     JudgeOutputError,
+    JudgeUnavailableError,
     ParseError,
 )
 from .models import (
@@ -52,6 +54,10 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_TOKENS = 2048
 DEFAULT_MAX_INPUT_CHARS = 200_000
+StructuredMode = Literal["auto", "json_schema", "off"]
+STRUCTURED_MODES: tuple[str, ...] = ("auto", "json_schema", "off")
+#: Statuses with which a server says it does not take `response_format` schemas.
+STRUCTURED_REJECTED = frozenset({400, 404, 415, 422, 501})
 #: How much of an unreadable answer a JudgeOutputError quotes.
 RAW_EXCERPT = 160
 
@@ -75,6 +81,7 @@ class JudgeStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     judge_errors: int = 0
+    structured_fallbacks: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: int) -> None:
@@ -118,6 +125,7 @@ class Judge:
         max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
         concurrency: int = 8,
         samples: int = 1,
+        structured_output: StructuredMode = "auto",
         client: ChatClient | MultiClient | None = None,
     ) -> None:
         if cache_dir is None and cache_mode != "off":
@@ -138,6 +146,14 @@ class Judge:
         if samples < 1:
             raise ValueError("samples must be 1 or more")
         self.samples = samples
+        if structured_output not in STRUCTURED_MODES:
+            raise ValueError(
+                f"structured_output must be one of {', '.join(STRUCTURED_MODES)}, "
+                f"not {structured_output!r}"
+            )
+        self.structured_output: StructuredMode = structured_output
+        #: auto mode: None until the server rejects a schema, then False for the session.
+        self._structured_ok: bool | None = None
         self.cache = JudgeCache(Path(cache_dir) if cache_dir is not None else None, cache_mode)
         self.stats = JudgeStats()
         if client is None and base_url:
@@ -203,7 +219,7 @@ class Judge:
             "max_tokens": self.max_tokens,
             "top_p": self.top_p,
             "seed": self.seed,
-            "structured_output": False,
+            "structured_output": self._structured_wanted(),
         }
 
     def close(self) -> None:
@@ -242,15 +258,15 @@ class Judge:
                 min_criteria=self.min_criteria,
                 max_criteria=self.max_criteria,
             )
-            fields = self._key_fields("rubric", prompt, reference)
             rubric, _ = self._call(
-                fields,
+                partial(self._key_fields, "rubric", prompt, reference),
                 messages,
                 lambda text: parse_rubric(
                     text, min_criteria=self.min_criteria, max_criteria=self.max_criteria
                 ),
                 Rubric,
                 what=f"the rubric for prompt {_excerpt(prompt)}",
+                response_format=schemas.rubric_format(self.min_criteria, self.max_criteria),
             )
             with self._lock:
                 self._rubrics[memo_key] = rubric
@@ -372,6 +388,7 @@ class Judge:
         slot_a: str | None = None,
         slot_b: str | None = None,
         sample: int = 0,
+        structured: bool = False,
     ) -> dict[str, object]:
         extra: dict[str, object] = {}
         if kind == "rubric":
@@ -386,7 +403,11 @@ class Judge:
                 prompts.GRADE_TEMPLATE_HASH if kind == "grade" else prompts.TEMPLATE_HASH
             ),
             model=self.model,
-            sampling={**self.sampling, "seed": self._sample_seed(sample)},
+            sampling={
+                **self.sampling,
+                "seed": self._sample_seed(sample),
+                "structured_output": structured,
+            },
             prompt=prompt,
             reference=reference,
             rubric=rubric.canonical() if rubric is not None else None,
@@ -413,14 +434,14 @@ class Judge:
             context_code=self._context_code,
             response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
         )
-        fields = self._key_fields("pass", prompt, reference, rubric, slot_a, slot_b, sample)
         return self._call(
-            fields,
+            partial(self._key_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
             messages,
             lambda text: parse_pass(text, rubric),
             SlotScores,
             what=f"a pass on prompt {_excerpt(prompt)}",
             seed=self._sample_seed(sample),
+            response_format=schemas.pass_format(rubric),
         )
 
     def _grade_pass(
@@ -434,17 +455,72 @@ class Judge:
             context_code=self._context_code,
             response_code=prompts.new_code(prompt, response, reference or ""),
         )
-        fields = self._key_fields("grade", prompt, reference, rubric, response, None, sample)
         return self._call(
-            fields,
+            partial(self._key_fields, "grade", prompt, reference, rubric, response, None, sample),
             messages,
             lambda text: parse_grade(text, rubric),
             GradeAnswer,
             what=f"a grading on prompt {_excerpt(prompt)}",
             seed=self._sample_seed(sample),
+            response_format=schemas.grade_format(rubric),
         )
 
     def _call(
+        self,
+        fields_for: Callable[..., dict[str, object]],
+        messages: list[dict[str, str]],
+        parse: Callable[[str], ParsedT],
+        model_type: type[ParsedT],
+        *,
+        what: str,
+        seed: int | None = None,
+        response_format: dict[str, object] | None = None,
+    ) -> tuple[ParsedT, CallInfo]:
+        """One judge call, constrained by `response_format` when structured output is on.
+
+        In `auto` mode a server that rejects the schema (HTTP 400, 404, 415, 422 or 501) is
+        asked again without it, and the judge stops sending schemas for the session.
+        """
+        structured = response_format is not None and self._structured_wanted()
+        try:
+            return self._call_once(
+                fields_for(structured=structured),
+                messages,
+                parse,
+                model_type,
+                what=what,
+                seed=seed,
+                response_format=response_format if structured else None,
+            )
+        except JudgeUnavailableError as error:
+            if not (
+                structured
+                and self.structured_output == "auto"
+                and error.status in STRUCTURED_REJECTED
+            ):
+                raise
+            with self._lock:
+                if self._structured_ok is not False:
+                    self._structured_ok = False
+                    self.stats.add(structured_fallbacks=1)
+        return self._call_once(
+            fields_for(structured=False),
+            messages,
+            parse,
+            model_type,
+            what=what,
+            seed=seed,
+            response_format=None,
+        )
+
+    def _structured_wanted(self) -> bool:
+        if self.structured_output == "off":
+            return False
+        if self.structured_output == "json_schema":
+            return True
+        return self._structured_ok is not False
+
+    def _call_once(
         self,
         fields: dict[str, object],
         messages: list[dict[str, str]],
@@ -452,7 +528,8 @@ class Judge:
         model_type: type[ParsedT],
         *,
         what: str,
-        seed: int | None = None,
+        seed: int | None,
+        response_format: dict[str, object] | None,
     ) -> tuple[ParsedT, CallInfo]:
         """One judge call through the cache, with one repair request on a parse error."""
         key = cache_key(fields)
@@ -483,7 +560,7 @@ class Judge:
             )
         started = time.perf_counter()
         try:
-            completion = self._complete(messages, seed)
+            completion = self._complete(messages, seed, response_format)
             usage, retries, repaired = completion.usage, completion.retries, False
             try:
                 parsed = _parse_complete(parse, completion)
@@ -491,7 +568,7 @@ class Judge:
                 self.stats.add(repairs=1)
                 hint = render_error_hint(first, completion.finish_reason)
                 completion = self._complete(
-                    prompts.repair_messages(messages, completion.text, hint), seed
+                    prompts.repair_messages(messages, completion.text, hint), seed, response_format
                 )
                 usage, retries, repaired = (
                     usage + completion.usage,
@@ -534,7 +611,12 @@ class Judge:
             )
         return parsed, info
 
-    def _complete(self, messages: list[dict[str, str]], seed: int | None) -> Completion:
+    def _complete(
+        self,
+        messages: list[dict[str, str]],
+        seed: int | None,
+        response_format: dict[str, object] | None = None,
+    ) -> Completion:
         assert self.client is not None
         try:
             completion = self.client.complete(
@@ -544,6 +626,7 @@ class Judge:
                 max_tokens=self.max_tokens,
                 top_p=self.top_p,
                 seed=seed,
+                response_format=response_format,
             )
         except JudgeError as error:
             self.stats.add(retries=error.retries)

@@ -1,0 +1,614 @@
+"""Many comparisons at once: rows stream in, verdicts stream out as they finish.
+
+`compare_many(judge, rows)` judges every row (a prompt and responses A and B) with the
+judge's protocol, cache and settings, keeping up to `concurrency` judge requests in flight.
+It is built for prompt sets of hundreds to hundreds of thousands of rows:
+
+- Rows are read lazily and results are handed out as soon as they finish, with at most a
+  fixed window of rows in memory, so memory stays flat however long the input is.
+- One rubric per distinct (prompt, reference): rows sharing a prompt wait for the same
+  rubric request, and recently used rubrics are kept in a bounded memo (the cache holds
+  the rest).
+- Every judge call goes through the judge's cache first, so a run that was interrupted
+  resumes where it stopped: finished passes are not asked again.
+- A row whose judge call fails (or that is malformed) becomes an error row carrying the
+  error's type and message; the run goes on.
+
+The requests run on an asyncio event loop in a worker thread, through `AsyncChatClient`
+(raw HTTP/1.1 over asyncio streams) when the judge uses the stock `ChatClient`; with a
+custom client, or a proxy configured for a remote judge, the judge's own sync client runs
+in a thread pool of `concurrency` threads instead. Parsing, scoring and the cache are the
+judge's own, so a verdict from here is the verdict `Judge.compare` would give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel
+
+from . import prompts
+from .aio import AsyncChatClient
+from .cache import CacheEntry, cache_key
+from .client import ChatClient, Completion, _is_loopback
+from .errors import (
+    CacheMissError,
+    JudgeError,
+    JudgeNotConfiguredError,
+    JudgeOutputError,
+    ParseError,
+)
+from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
+from .parsing import parse_pass, parse_rubric, render_error_hint
+from .scoring import build_verdict, combine_samples, orient
+
+if TYPE_CHECKING:
+    from .judge import Judge
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Comparison",
+    "InvalidRow",
+    "RowResult",
+    "compare_many",
+    "comparison_from_row",
+]
+
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
+Transport = Literal["auto", "async", "threads"]
+_Complete = Callable[[list[dict[str, str]], int | None], Awaitable[Completion]]
+
+DEFAULT_CONCURRENCY = 32
+#: Rubrics kept in memory by a batch (the cache holds every one).
+RUBRIC_MEMO_SIZE = 4096
+_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One input row: the prompt, response A (baseline), response B (candidate)."""
+
+    index: int
+    id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class InvalidRow:
+    """An input row that could not be read; it becomes an error row in the output."""
+
+    message: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The outcome of one row: a verdict, or an error with its type and message."""
+
+    index: int
+    id: str
+    prompt: str
+    response_a: str
+    response_b: str
+    reference: str | None
+    verdict: Verdict | None
+    error_type: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is not None
+
+
+def _text_field(row: Mapping[str, object], *names: str, required: bool = True) -> str | None:
+    for name in names:
+        if name in row and row[name] is not None:
+            value = row[name]
+            if not isinstance(value, str):
+                raise ValueError(f"field {name!r} must be a string, not {type(value).__name__}")
+            return value
+    if required:
+        raise ValueError(f"missing field {names[0]!r}")
+    return None
+
+
+def comparison_from_row(index: int, row: Mapping[str, object]) -> Comparison:
+    """Read an input row as the article's jobs write it: `prompt`, `response_A`, `response_B`.
+
+    `id` and `reference` are optional (the id defaults to the row's index); `response_a` and
+    `response_b` are accepted too. Raises ValueError naming the missing or mistyped field.
+    """
+    if not isinstance(row, Mapping):
+        raise ValueError(f"a row must be a JSON object, not {type(row).__name__}")
+    prompt = _text_field(row, "prompt")
+    response_a = _text_field(row, "response_A", "response_a")
+    response_b = _text_field(row, "response_B", "response_b")
+    reference = _text_field(row, "reference", required=False)
+    raw_id = row.get("id")
+    row_id = str(index) if raw_id is None else str(raw_id)
+    assert prompt is not None and response_a is not None and response_b is not None
+    return Comparison(index, row_id, prompt, response_a, response_b, reference)
+
+
+RowInput = Mapping[str, object] | Comparison | InvalidRow
+
+
+def compare_many(
+    judge: Judge,
+    rows: Iterable[RowInput],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    criteria: Rubric | Iterable[Criterion | Mapping[str, object]] | None = None,
+    transport: Transport = "auto",
+    client: AsyncChatClient | None = None,
+) -> Iterator[RowResult]:
+    """Judge every row, yielding a `RowResult` per row in the order they finish.
+
+    `concurrency` bounds the judge requests in flight. `criteria` replaces the judge's
+    rubric for every row. `transport` chooses how requests are sent: "async" (the asyncio
+    client), "threads" (the judge's own client in a thread pool) or "auto" (async for the
+    stock client without a proxy in the way). Stopping the iteration early (break, an
+    exception, Ctrl-C) cancels what is in flight; what finished is in the cache.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
+    rubric = Rubric.of(criteria, source="user") if criteria is not None else None
+    runner = _Runner(judge, concurrency, rubric, _choose_transport(judge, transport), client)
+    return runner.iterate(rows)
+
+
+def _choose_transport(judge: Judge, transport: Transport) -> Literal["async", "threads"]:
+    if transport != "auto":
+        return transport
+    if type(judge.client) is not ChatClient:
+        return "threads"  # no client (cache only) or a custom one: use it as it is
+    host = urlsplit(judge.client.base_url).hostname or ""
+    if not _is_loopback(host) and any(os.environ.get(name) for name in _PROXY_ENV):
+        return "threads"  # httpx honours the proxy settings; the asyncio client does not
+    return "async"
+
+
+class _Done:
+    """Marks the end of the results."""
+
+
+class _Runner:
+    """One batch: an event loop in a worker thread, results through a queue."""
+
+    def __init__(
+        self,
+        judge: Judge,
+        concurrency: int,
+        rubric: Rubric | None,
+        transport: Literal["async", "threads"],
+        client: AsyncChatClient | None,
+    ) -> None:
+        self.judge = judge
+        self.concurrency = concurrency
+        self.user_rubric = rubric
+        self.transport = transport
+        self.client = client
+        #: Rows started but not yet taken by the consumer (bounds memory).
+        self.window = 2 * concurrency + 8
+        self._results: queue.SimpleQueue[RowResult | _Done | BaseException] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._memo: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
+        self._inflight: dict[tuple[str, str | None], asyncio.Task[Rubric]] = {}
+        self._requests: asyncio.Semaphore | None = None
+        self._complete: _Complete | None = None
+
+    # -- the consumer's side (caller's thread) -------------------------------------------
+
+    def iterate(self, rows: Iterable[RowInput]) -> Iterator[RowResult]:
+        thread = threading.Thread(
+            target=self._thread_main, args=(rows,), name="rubric-judge-batch", daemon=True
+        )
+        thread.start()
+        try:
+            while True:
+                item = self._results.get()
+                if isinstance(item, _Done):
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                self._release_slot()
+                yield item
+        finally:
+            self._stop()
+            thread.join()
+
+    def _release_slot(self) -> None:
+        loop, slots = self._loop, self._slots
+        if loop is not None and slots is not None:
+            try:
+                loop.call_soon_threadsafe(slots.release)
+            except RuntimeError:  # the loop has already finished
+                pass
+
+    def _stop(self) -> None:
+        self._stopping.set()
+        self._started.wait()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            try:
+                loop.call_soon_threadsafe(main.cancel)
+            except RuntimeError:
+                pass
+
+    # -- the worker thread ---------------------------------------------------------------
+
+    def _thread_main(self, rows: Iterable[RowInput]) -> None:
+        try:
+            asyncio.run(self._run(rows))
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._results.put(exc)
+        finally:
+            self._started.set()
+            self._results.put(_Done())
+
+    async def _run(self, rows: Iterable[RowInput]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        self._slots = asyncio.Semaphore(self.window)
+        self._requests = asyncio.Semaphore(self.concurrency)
+        self._started.set()
+        if self._stopping.is_set():
+            return
+        pool: ThreadPoolExecutor | None = None
+        client = self.client
+        owns_client = False
+        # Several endpoints (MultiClient) balance and fail over in the thread path.
+        if self.transport == "async" and isinstance(self.judge.client, ChatClient):
+            if client is None:
+                base = self.judge.client
+                client = AsyncChatClient(
+                    base.base_url,
+                    api_key=getattr(base, "_api_key", None),
+                    timeout=base.timeout,
+                    max_retries=base.max_retries,
+                    max_connections=self.concurrency,
+                )
+                owns_client = True
+            self._complete = self._async_completer(client)
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge-io")
+            self._complete = self._thread_completer(pool)
+        # Resolve the model name once (it may ask the server) before any key is computed.
+        if self.judge.client is not None:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self.judge.model)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            for index, row in enumerate(rows):
+                await self._slots.acquire()
+                task = asyncio.create_task(self._one(index, row))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.wait(set(tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if owns_client and client is not None:
+                await client.aclose()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _async_completer(self, client: AsyncChatClient) -> _Complete:
+        judge = self.judge
+        requests = self._requests
+        assert requests is not None
+
+        async def complete(messages: list[dict[str, str]], seed: int | None) -> Completion:
+            async with requests:
+                try:
+                    completion = await client.complete(
+                        messages,
+                        model=judge.model,
+                        temperature=judge.temperature,
+                        max_tokens=judge.max_tokens,
+                        top_p=judge.top_p,
+                        seed=seed,
+                    )
+                finally:
+                    judge.stats.add(requests=1)
+            judge.stats.add(
+                retries=completion.retries,
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+            )
+            return completion
+
+        return complete
+
+    def _thread_completer(self, pool: ThreadPoolExecutor) -> _Complete:
+        judge = self.judge
+
+        async def complete(messages: list[dict[str, str]], seed: int | None) -> Completion:
+            loop = asyncio.get_running_loop()
+            # The judge's own method keeps its statistics.
+            return await loop.run_in_executor(pool, judge._complete, messages, seed)
+
+        return complete
+
+    # -- one row -------------------------------------------------------------------------
+
+    async def _one(self, index: int, row: RowInput) -> None:
+        try:
+            if isinstance(row, InvalidRow):
+                result = _error_row(index, row.id, None, "InvalidRow", row.message)
+            else:
+                try:
+                    comparison = (
+                        row if isinstance(row, Comparison) else comparison_from_row(index, row)
+                    )
+                except ValueError as exc:
+                    raw_id = row.get("id") if isinstance(row, Mapping) else None
+                    result = _error_row(
+                        index, None if raw_id is None else str(raw_id), None, "InvalidRow", str(exc)
+                    )
+                else:
+                    result = await self._compare(comparison)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug, not a judge error: stop the run
+            self._results.put(exc)
+            raise
+        self._results.put(result)
+
+    async def _compare(self, row: Comparison) -> RowResult:
+        try:
+            verdict = await self._verdict(row)
+        except (JudgeError, ValueError) as exc:
+            return _error_row(row.index, row.id, row, type(exc).__name__, str(exc))
+        return RowResult(
+            row.index,
+            row.id,
+            row.prompt,
+            row.response_a,
+            row.response_b,
+            row.reference,
+            verdict,
+        )
+
+    async def _verdict(self, row: Comparison) -> Verdict:
+        judge = self.judge
+        judge._check_size(
+            prompt=row.prompt,
+            reference=row.reference,
+            response_a=row.response_a,
+            response_b=row.response_b,
+        )
+        rubric = self.user_rubric or await self._rubric(row.prompt, row.reference)
+        count = judge.samples
+        passes = await asyncio.gather(
+            *(
+                self._pass(row.prompt, rubric, a, b, row.reference, sample)
+                for sample in range(count)
+                for a, b in ((row.response_a, row.response_b), (row.response_b, row.response_a))
+            ),
+            return_exceptions=True,
+        )
+        results: list[tuple[SlotScores, CallInfo]] = []
+        for outcome in passes:  # all finished (and are cached); now raise the first error
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        verdicts = []
+        for sample in range(count):
+            (slot_f, call_f), (slot_r, call_r) = results[2 * sample : 2 * sample + 2]
+            forward = orient(slot_f, rubric, "forward", call_f)
+            reversed_ = orient(slot_r, rubric, "reversed", call_r)
+            verdicts.append(
+                build_verdict(
+                    rubric,
+                    forward,
+                    reversed_,
+                    prompt=row.prompt,
+                    reference=row.reference,
+                    response_a=row.response_a,
+                    response_b=row.response_b,
+                    judge_model=forward.call.model or judge.model,
+                )
+            )
+        return verdicts[0] if count == 1 else combine_samples(verdicts)
+
+    async def _rubric(self, prompt: str, reference: str | None) -> Rubric:
+        memo_key = (prompt, reference)
+        found = self._memo.get(memo_key)
+        if found is not None:
+            self._memo.move_to_end(memo_key)
+            return found
+        task = self._inflight.get(memo_key)
+        if task is None:
+            task = asyncio.create_task(self._make_rubric(prompt, reference))
+            self._inflight[memo_key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(memo_key, None))
+        # Several rows may wait on one rubric; shield it from one waiter's cancellation.
+        return await asyncio.shield(task)
+
+    async def _make_rubric(self, prompt: str, reference: str | None) -> Rubric:
+        judge = self.judge
+        fields = judge._key_fields("rubric", prompt, reference)
+        rubric, _ = await self._call(
+            fields,
+            lambda: prompts.rubric_messages(
+                prompt,
+                reference=reference,
+                context_code=judge._context_code,
+                min_criteria=judge.min_criteria,
+                max_criteria=judge.max_criteria,
+            ),
+            lambda text: parse_rubric(
+                text, min_criteria=judge.min_criteria, max_criteria=judge.max_criteria
+            ),
+            Rubric,
+            what=f"the rubric for prompt {_excerpt(prompt)}",
+            seed=judge.seed,
+        )
+        self._memo[(prompt, reference)] = rubric
+        if len(self._memo) > RUBRIC_MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return rubric
+
+    async def _pass(
+        self,
+        prompt: str,
+        rubric: Rubric,
+        slot_a: str,
+        slot_b: str,
+        reference: str | None,
+        sample: int = 0,
+    ) -> tuple[SlotScores, CallInfo]:
+        judge = self.judge
+        fields = judge._key_fields("pass", prompt, reference, rubric, slot_a, slot_b, sample)
+        return await self._call(
+            fields,
+            lambda: prompts.pass_messages(
+                prompt,
+                rubric,
+                slot_a,
+                slot_b,
+                reference=reference,
+                context_code=judge._context_code,
+                response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
+            ),
+            lambda text: parse_pass(text, rubric),
+            SlotScores,
+            what=f"a pass on prompt {_excerpt(prompt)}",
+            seed=judge._sample_seed(sample),
+        )
+
+    async def _call(
+        self,
+        fields: dict[str, object],
+        build_messages: Callable[[], list[dict[str, str]]],
+        parse: Callable[[str], ParsedT],
+        model_type: type[ParsedT],
+        *,
+        what: str,
+        seed: int | None,
+    ) -> tuple[ParsedT, CallInfo]:
+        """One judge call through the cache, with one repair request on a parse error.
+
+        The same steps as `Judge._call`, awaiting the request instead of blocking; the
+        messages are built only when the cache cannot answer.
+        """
+        judge = self.judge
+        key = cache_key(fields)
+        if judge.cache.reads:
+            entry = judge.cache.get(key)
+            if entry is not None:
+                judge.stats.add(cache_hits=1)
+                info = CallInfo(
+                    raw=entry.raw,
+                    usage=entry.usage,
+                    latency_s=entry.latency_s,
+                    cached=True,
+                    model=entry.model,
+                )
+                return model_type.model_validate(entry.parsed), info
+            judge.stats.add(cache_misses=1)
+        if judge.cache.mode == "replay":
+            judge.stats.add(judge_errors=1)
+            raise CacheMissError(
+                f"replay mode has no cached judge answer for {what} with judge model "
+                f"{judge.model or '(none set)'!r}; run once with --judge-cache=rw against a "
+                "judge to record it, with the same --judge-model"
+            )
+        if judge.client is None or self._complete is None:
+            judge.stats.add(judge_errors=1)
+            raise JudgeNotConfiguredError(
+                f"no judge configured and no cached answer for {what}: set --judge-url and "
+                "--judge-model (or RUBRIC_JUDGE_BASE_URL and RUBRIC_JUDGE_MODEL)"
+            )
+        messages = build_messages()
+        started = time.perf_counter()
+        try:
+            completion = await self._complete(messages, seed)
+            usage, retries, repaired = completion.usage, completion.retries, False
+            try:
+                parsed = parse(completion.text)
+            except ParseError as first:
+                judge.stats.add(repairs=1)
+                hint = render_error_hint(first, completion.finish_reason)
+                completion = await self._complete(
+                    prompts.repair_messages(messages, completion.text, hint), seed
+                )
+                usage = usage + completion.usage
+                retries, repaired = retries + completion.retries, True
+                try:
+                    parsed = parse(completion.text)
+                except ParseError as second:
+                    raise JudgeOutputError(
+                        f"the judge's answer for {what} could not be read after one repair "
+                        f"request: {render_error_hint(second, completion.finish_reason)}",
+                        raw=completion.text,
+                    ) from second
+        except JudgeError:
+            judge.stats.add(judge_errors=1)
+            raise
+        info = CallInfo(
+            raw=completion.text,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            cached=False,
+            repaired=repaired,
+            retries=retries,
+            model=completion.model,
+        )
+        if judge.cache.writes:
+            judge.cache.put(
+                CacheEntry(
+                    key=key,
+                    fields=fields,
+                    raw=info.raw,
+                    parsed=parsed.model_dump(mode="json"),
+                    usage=info.usage,
+                    latency_s=info.latency_s,
+                    created_at=time.time(),
+                    model=info.model,
+                )
+            )
+        return parsed, info
+
+
+def _error_row(
+    index: int, row_id: str | None, row: Comparison | None, error_type: str, message: str
+) -> RowResult:
+    return RowResult(
+        index=index,
+        id=row_id if row_id is not None else str(index),
+        prompt=row.prompt if row else "",
+        response_a=row.response_a if row else "",
+        response_b=row.response_b if row else "",
+        reference=row.reference if row else None,
+        verdict=None,
+        error_type=error_type,
+        error=message,
+    )
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
