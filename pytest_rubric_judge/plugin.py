@@ -176,6 +176,7 @@ class RubricJudgePlugin:
                 {"order": list(order), "write": write.to_data()} for order, write in self._baselines
             ],
             "totals": self.totals(),
+            "notes": self._cache_notes(),
         }
 
     def merge_worker_output(self, data: dict[str, Any]) -> None:
@@ -190,6 +191,14 @@ class RubricJudgePlugin:
             order = (int(item["order"][0]), int(item["order"][1]))
             self._baselines.append((order, BaselineWrite.from_data(item["write"])))
         self._worker_totals.append({str(k): int(v) for k, v in data.get("totals", {}).items()})
+        self.notes.extend(note for note in data.get("notes", []) if note not in self.notes)
+
+    def _cache_notes(self) -> list[str]:
+        """What the judges' caches repaired in this process (a damaged file moved aside)."""
+        judges = [self._judge] if self._judge is not None else []
+        judges += [each for each in self._judges.values() if isinstance(each, Judge)]
+        seen: dict[int, Judge] = {id(each): each for each in judges}
+        return [line for each in seen.values() for line in each.cache.recovered]
 
     # -- per test ----------------------------------------------------------------------
 
@@ -277,6 +286,7 @@ class RubricJudgePlugin:
             workeroutput: dict[str, Any] = getattr(self.config, "workeroutput")  # noqa: B009
             workeroutput[WORKER_OUTPUT_KEY] = self.worker_output()
             return
+        self.notes.extend(note for note in self._cache_notes() if note not in self.notes)
         records, errors = self.records, self.error_records
         settings = self.settings
         wanted = bool(records or errors or settings.judge_fail_under)

@@ -27,3 +27,19 @@ def judge_args(fake_judge: FakeJudge, tmp_path_factory: pytest.TempPathFactory) 
         "--judge-max-retries=0",
         "--judge-timeout=10",
     ]
+
+
+#: The ways the plugin's integration tests run: without an -n flag, with -n 0 (xdist loaded,
+#: no workers), with two workers, and with xdist disabled altogether.
+XDIST_MODES: dict[str, list[str]] = {
+    "plain": [],
+    "n0": ["-n", "0"],
+    "n2": ["-n", "2"],
+    "no-xdist": ["-p", "no:xdist"],
+}
+
+
+@pytest.fixture(params=list(XDIST_MODES))
+def xdist_args(request: pytest.FixtureRequest) -> list[str]:
+    """Extra pytester arguments for each xdist mode in turn."""
+    return list(XDIST_MODES[request.param])

@@ -549,23 +549,30 @@ def test_corrupt_entry_is_a_miss(tmp_path: Path, bad_value: object) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.parametrize("mode", ["rw", "replay", "refresh"])
-def test_corrupt_database_raises_with_path_and_fix(tmp_path: Path, mode: CacheMode) -> None:
+def test_corrupt_database_in_replay_raises_with_file_and_fix(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "cache.db").write_bytes(b"this is not an sqlite database\n" * 200)
+    cache = JudgeCache(directory, "replay")
+    with pytest.raises(CacheCorruptError) as info:
+        cache.get(make_entry().key)
+    message = str(info.value)
+    assert str(directory / "cache.db") in message
+    assert "delete it" in message and "--judge-cache=off" in message
+    assert info.value.path == directory and info.value.file == directory / "cache.db"
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("mode", ["rw", "refresh"])
+def test_corrupt_database_in_a_writing_mode_is_moved_aside(tmp_path: Path, mode: CacheMode) -> None:
     directory = tmp_path / "c"
     directory.mkdir()
     (directory / "cache.db").write_bytes(b"this is not an sqlite database\n" * 200)
     cache = JudgeCache(directory, mode)
-    operation = cache.put if mode == "refresh" else None
-    with pytest.raises(CacheCorruptError) as info:
-        if operation is not None:
-            operation(make_entry())
-        else:
-            cache.get(make_entry().key)
-    message = str(info.value)
-    assert str(directory) in message
-    assert "delete the folder" in message and "--judge-cache=off" in message
-    assert info.value.path == directory
-    assert isinstance(info.value, ValueError)
+    cache.put(make_entry())
+    assert len(cache.recovered) == 1 and "moved aside" in cache.recovered[0]
+    assert len(list(directory.glob("cache.db.corrupt-*"))) == 1
+    cache.close()
 
 
 def test_a_file_where_the_directory_should_be_raises(tmp_path: Path) -> None:

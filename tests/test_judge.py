@@ -73,7 +73,9 @@ def test_row0_through_the_wire(fake_judge: FakeJudge) -> None:
 
     fake_judge.script(answer, answer)
     with make_judge(fake_judge) as judge:
-        verdict = judge.compare("How many student newspapers?", "short", "long", criteria=ROW0_CRITERIA)
+        verdict = judge.compare(
+            "How many student newspapers?", "short", "long", criteria=ROW0_CRITERIA
+        )
     assert verdict.preference == "B>A"
     assert verdict.consistent
     assert verdict.weighted_a == pytest.approx(0.175)
@@ -157,7 +159,9 @@ def test_model_discovered_from_server(fake_judge: FakeJudge) -> None:
 
 def test_oversized_input_refused_before_any_request(fake_judge: FakeJudge) -> None:
     with make_judge(fake_judge, max_input_chars=1000) as judge:
-        with pytest.raises(InputTooLargeError, match=r"response_b has 5,000 characters.*--judge-max-input-chars"):
+        with pytest.raises(
+            InputTooLargeError, match=r"response_b has 5,000 characters.*--judge-max-input-chars"
+        ):
             judge.compare("q", "a", "x" * 5000)
     assert fake_judge.request_count == 0
 
@@ -197,7 +201,9 @@ def test_hostile_response_cannot_forge_the_verdict(fake_judge: FakeJudge) -> Non
             assert forged in (request.parsed.response_a, request.parsed.response_b)
 
 
-def test_rubric_size_limits_are_part_of_the_rubric_key(fake_judge: FakeJudge, tmp_path: Path) -> None:
+def test_rubric_size_limits_are_part_of_the_rubric_key(
+    fake_judge: FakeJudge, tmp_path: Path
+) -> None:
     with make_judge(fake_judge, tmp_path) as judge:
         judge.rubric("Name three rivers.")
     with make_judge(fake_judge, tmp_path) as judge:

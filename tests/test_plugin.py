@@ -36,10 +36,11 @@ def good_wins(fake_judge: FakeJudge) -> FakeJudge:
 
 
 def test_pass_shows_summary_and_report_section(
-    pytester: pytest.Pytester, good_wins: FakeJudge, judge_args: list[str]
+    pytester: pytest.Pytester, good_wins: FakeJudge, judge_args: list[str], xdist_args: list[str]
 ) -> None:
+    # Runs four ways (no -n, -n 0, -n 2, -p no:xdist): the same section and summary in each.
     pytester.makepyfile(PREFERRED_TEST)
-    result = pytester.runpytest(*judge_args, "-rA")
+    result = pytester.runpytest(*judge_args, *xdist_args, "-rA")
     result.assert_outcomes(passed=1)
     out = result.stdout.str()
     # report section with the criterion table
@@ -181,12 +182,13 @@ def test_replay_mode_uses_no_network_and_misses_are_errors(
     assert good_wins.request_count == recorded
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "n2"])
 def test_junitxml_carries_verdict_properties(
-    pytester: pytest.Pytester, good_wins: FakeJudge, judge_args: list[str]
+    pytester: pytest.Pytester, good_wins: FakeJudge, judge_args: list[str], workers: list[str]
 ) -> None:
     pytester.makepyfile(PREFERRED_TEST)
     xml = pytester.path / "junit.xml"
-    result = pytester.runpytest(*judge_args, f"--junitxml={xml}")
+    result = pytester.runpytest(*judge_args, *workers, f"--junitxml={xml}")
     result.assert_outcomes(passed=1)
     assert "PytestWarning" not in result.stdout.str()
     props = {p.get("name"): p.get("value") for p in ET.parse(xml).getroot().iter("property")}
@@ -194,6 +196,7 @@ def test_junitxml_carries_verdict_properties(
     assert props["judge_consistent"] == "True"
     assert float(props["judge_weighted_new"]) > float(props["judge_weighted_baseline"])
     assert props["judge_criterion_accuracy"].startswith("weight=0.500 baseline=")
+    assert props["judge_passed"] == "True"
 
 
 def test_hooks_make_judge_and_verdict(

@@ -128,18 +128,21 @@ def test_pointwise_in_pytest_report_and_junit(
 
 
 class NoisyPolicy:
-    """A judge that answers a fixed, repeating sequence of slot labels: a noisy judge."""
+    """A noisy judge: for each slot order, a fixed repeating sequence of slot labels.
 
-    def __init__(self, labels: list[str]) -> None:
-        self._labels = itertools.cycle(labels)
+    Keyed on the response in slot A, so the answers do not depend on which of the
+    concurrent requests arrives first.
+    """
+
+    def __init__(self, labels_by_slot_a: dict[str, list[str]]) -> None:
+        self._labels = {key: itertools.cycle(value) for key, value in labels_by_slot_a.items()}
         self._lock = threading.Lock()
-        self.seeds: list[object] = []
 
     def __call__(self, request: ParsedRequest) -> str:
         if request.task == "rubric":
             return rubric_yaml_answer(CRITERIA)
         with self._lock:
-            label = next(self._labels)
+            label = next(self._labels[request.response_a or ""])
         high, low = (4, 2) if label == "A>B" else (2, 4) if label == "B>A" else (3, 3)
         return pass_yaml_answer({"accuracy": (high, low), "clarity": (high, low)}, label)
 
@@ -187,9 +190,10 @@ def test_samples_majority_vote_split_and_cache_per_index(
 
 
 def test_samples_without_majority_are_a_tie(fake_judge: FakeJudge) -> None:
-    # Alternating slot-biased answers: sample verdicts B>A, A>B (never a majority of 2)
-    fake_judge.policy = NoisyPolicy(["B>A", "A>B", "A>B", "B>A"])
-    with judge_for(fake_judge, concurrency=1) as judge:
+    # Each order says "y wins" once and "x wins" once. However the samples pair up, either
+    # two consistent samples disagree (no majority: a tie) or both flip (a tie, undecided).
+    fake_judge.policy = NoisyPolicy({"x": ["B>A", "A>B"], "y": ["A>B", "B>A"]})
+    with judge_for(fake_judge) as judge:
         verdict = judge.compare("q", "x", "y", criteria=CRITERIA, samples=2)
     assert verdict.preference == "A=B"
     assert not verdict.consistent

@@ -246,8 +246,11 @@ class Progress:
         return f"{self.done} rows  {rate:7.1f} rows/s  elapsed {_clock(elapsed)}{errors}"
 
     def finish(self) -> None:
-        if self.enabled:
+        if self.enabled and self.done != self.total:
             self.stream.write("\r" + self.line() + "\n")
+            self.stream.flush()
+        elif self.enabled:
+            self.stream.write("\n")
             self.stream.flush()
 
 

@@ -1,0 +1,176 @@
+"""A short Markdown summary of a run, for a CI step summary or a pull-request comment.
+
+Totals, the candidate's win rate with its interval (method and level stated), the gates,
+and the comparisons that did not hold with their worst criteria. Every piece of text that
+comes from a model or a test id is escaped, so a response under test cannot inject
+Markdown, HTML or an @-mention into the page that shows it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..models import ScoreValue, Verdict
+from .run_json import JudgementRecord, RunReport
+
+#: Characters with a meaning in GitHub-flavoured Markdown inline text and tables, and what
+#: each becomes. HTML's own characters become entities; a backslash does not stop GitHub
+#: from linking @user or #123, an entity does.
+_REPLACEMENTS = {
+    **{char: "\\" + char for char in "\\`*_{}[]()+-.!|~"},
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "@": "&#64;",
+    "#": "&#35;",
+}
+_SPECIAL = re.compile("|".join(re.escape(char) for char in _REPLACEMENTS))
+_WHITESPACE = re.compile(r"\s+")
+DEFAULT_MAX_FAILURES = 20
+CELL_WIDTH = 160
+
+
+def escape(text: str, *, limit: int | None = CELL_WIDTH) -> str:
+    """`text` as literal Markdown on one line: no markup, no HTML, no mention, no line break."""
+    flat = _WHITESPACE.sub(" ", text).strip()
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return _SPECIAL.sub(lambda match: _REPLACEMENTS[match.group(0)], flat)
+
+
+def code(text: str, *, limit: int | None = CELL_WIDTH) -> str:
+    """`text` as an inline code span that is safe inside a table cell (test ids, names)."""
+    flat = _WHITESPACE.sub(" ", text).strip()
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    flat = flat.replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _label(label: str) -> str:
+    return code(label)
+
+
+def _score(value: ScoreValue) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _pair(first: ScoreValue, second: ScoreValue) -> str:
+    return _score(first) if first == second else f"{_score(first)}/{_score(second)}"
+
+
+def worst_criteria(verdict: Verdict, names: tuple[str, str], count: int = 2) -> list[str]:
+    """The criteria that cost the candidate (B) most, weighted, with both responses' scores.
+
+    Scores shown as `x/y` differ between the forward (x) and reversed (y) pass.
+    """
+    scored: list[tuple[float, str]] = []
+    for criterion in verdict.rubric.criteria:
+        forward = verdict.forward.score(criterion.name)
+        reversed_ = verdict.reversed.score(criterion.name)
+        if forward is None or reversed_ is None:
+            continue
+        delta = sum(
+            criterion.normalize(item.score_b) - criterion.normalize(item.score_a)
+            for item in (forward, reversed_)
+        )
+        cost = criterion.weight * delta / 2
+        if cost >= 0:
+            continue
+        text = (
+            f"{code(criterion.name)} (weight {criterion.weight:.2f}): "
+            f"{escape(names[1])} {_pair(forward.score_b, reversed_.score_b)}, "
+            f"{escape(names[0])} {_pair(forward.score_a, reversed_.score_a)}"
+        )
+        scored.append((cost, text))
+    scored.sort(key=lambda pair: pair[0])
+    return [text for _, text in scored[:count]]
+
+
+def _failure_row(record: JudgementRecord) -> str:
+    verdict, names = record.verdict, record.names
+    suite = " (suite)" if record.suite else ""
+    if verdict is None:
+        score = f"score {record.grade.score:.3f}" if record.grade is not None else "no verdict"
+        return f"| {code(record.nodeid)}{suite} | {code(record.assertion)}: {score} | | |"
+    worst = "; ".join(worst_criteria(verdict, names)) or "no criterion scored lower"
+    forward, backward = verdict.forward.preference, verdict.reversed.preference
+    orders = (
+        "consistent" if verdict.consistent else f"flipped ({_label(forward)} / {_label(backward)})"
+    )
+    margin = verdict.weighted_b - verdict.weighted_a
+    return (
+        f"| {code(record.nodeid)}{suite} | {_label(verdict.preference)}, {orders} | "
+        f"{margin:+.3f} | {worst} |"
+    )
+
+
+def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILURES) -> str:
+    """The run's summary as GitHub-flavoured Markdown."""
+    agg = report.aggregates
+    rec = agg.reconciled
+    judged = agg.comparisons - rec.errors
+    status = "passed" if report.passed else "FAILED"
+    lines = [f"## Rubric judge: {status}", ""]
+    winrate = (
+        f"{agg.winrate:.3f}, interval {agg.wilson.describe()}"
+        if agg.winrate is not None
+        else "no decisive comparisons"
+    )
+    consistency = (
+        f"{agg.consistency_rate:.3f} ({round(agg.consistency_rate * judged)} of {judged})"
+        if agg.consistency_rate is not None
+        else "no comparisons"
+    )
+    totals = report.totals
+    tokens = totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0)
+    lines += [
+        "| | |",
+        "|---|---|",
+        f"| comparisons | {agg.comparisons} ({judged} judged, {rec.errors} judge errors) |",
+        f"| new preferred / baseline preferred / ties | {rec.b_wins} / {rec.a_wins} / "
+        f"{rec.ties + rec.bothbad} |",
+        f"| win rate of new over baseline (decisive) | {winrate} |",
+        f"| consistent in both orders | {consistency} |",
+        f"| failing comparisons | {len(report.failing)} |",
+        f"| judge requests | {totals.get('requests', 0)} ({totals.get('retries', 0)} retries), "
+        f"{totals.get('cache_hits', 0)} cache hits, {tokens} tokens |",
+        "",
+    ]
+    if report.gates:
+        lines += ["### Gates", ""]
+        for result in report.gates:
+            mark = "✅" if result.passed else "❌"
+            lines.append(
+                f"- {mark} `{result.gate.condition}`: {'met' if result.passed else 'NOT met'}, "
+                f"{result.detail}"
+            )
+        lines.append("")
+    failing = report.failing
+    if failing:
+        lines += [
+            f"### Failing comparisons ({len(failing)})",
+            "",
+            "| test | verdict | margin new - baseline | worst criteria for new |",
+            "|---|---|---|---|",
+        ]
+        lines += [_failure_row(record) for record in failing[:max_failures]]
+        if len(failing) > max_failures:
+            lines.append(f"| … {len(failing) - max_failures} more in the JSON report | | | |")
+        lines.append("")
+    if report.errors:
+        lines += [f"### Judge errors ({len(report.errors)})", ""]
+        for error in report.errors[:max_failures]:
+            lines.append(f"- {code(error.nodeid)}: {escape(error.message)}")
+        if len(report.errors) > max_failures:
+            lines.append(f"- … {len(report.errors) - max_failures} more in the JSON report")
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["code", "escape", "markdown_summary", "worst_criteria"]

@@ -1,0 +1,147 @@
+"""A run as data: every judged assertion, every judge error, the aggregates and the gates.
+
+`RunReport` is what `--judge-report PATH.json` writes and what the Markdown summary is
+rendered from. Its parts are plain pydantic models, so they also carry a run's results
+from pytest-xdist workers to the controller (`model_dump(mode="json")` gives data that
+`execnet` can send, `model_validate` reads it back).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..gates import Gate, GateResult, evaluate
+from ..models import Grade, Verdict
+from ..stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Aggregates, Aggregator
+
+REPORT_FORMAT = "pytest-rubric-judge/run"
+REPORT_VERSION = 1
+
+
+class JudgementRecord(BaseModel):
+    """One judged assertion of a test, with its full verdict (or grade, when pointwise)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nodeid: str
+    assertion: str
+    passed: bool
+    #: The names under which responses A and B appear: ("baseline", "new").
+    names: tuple[str, str] = ("baseline", "new")
+    note: str = ""
+    #: Recorded in a `judge_suite` test: a failure counts toward the gates, not the test.
+    suite: bool = False
+    verdict: Verdict | None = None
+    grade: Grade | None = None
+
+
+class ErrorRecord(BaseModel):
+    """A test that ended in a judge error (no verdict)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nodeid: str
+    message: str
+    kind: str = "judge_error"
+
+
+class RunReport(BaseModel):
+    """Everything a CI system needs to decide on, and to show, a judged run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    format: Literal["pytest-rubric-judge/run"] = "pytest-rubric-judge/run"
+    version: int = REPORT_VERSION
+    passed: bool
+    judgements: tuple[JudgementRecord, ...]
+    errors: tuple[ErrorRecord, ...]
+    #: Judge work over the whole run: requests, retries, cache hits, tokens, ...
+    totals: dict[str, int]
+    aggregates: Aggregates
+    gates: tuple[GateResult, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failing(self) -> tuple[JudgementRecord, ...]:
+        """The judged assertions that did not hold (suite ones included)."""
+        return tuple(record for record in self.judgements if not record.passed)
+
+    @property
+    def gates_passed(self) -> bool:
+        return all(result.passed for result in self.gates)
+
+
+def aggregate_run(
+    judgements: Iterable[JudgementRecord],
+    error_count: int,
+    *,
+    level: float = DEFAULT_LEVEL,
+    resamples: int | None = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> Aggregates:
+    """The protocol's aggregates over the run: A is the baseline, B the candidate (`new`)."""
+    aggregator = Aggregator(level=level, resamples=resamples, seed=seed)
+    for record in judgements:
+        if record.verdict is not None:
+            aggregator.add(record.verdict)
+    for _ in range(error_count):
+        aggregator.add_error()
+    return aggregator.result()
+
+
+def build_report(
+    judgements: Sequence[JudgementRecord],
+    errors: Sequence[ErrorRecord],
+    totals: Mapping[str, int],
+    gates: Iterable[Gate] = (),
+    *,
+    tests_passed: bool = True,
+    notes: Iterable[str] = (),
+) -> RunReport:
+    """The report of a run; `passed` is false when a test failed or a gate was not met."""
+    aggregates = aggregate_run(judgements, len(errors))
+    results = tuple(evaluate(gates, aggregates))
+    return RunReport(
+        passed=tests_passed and all(result.passed for result in results),
+        judgements=tuple(judgements),
+        errors=tuple(errors),
+        totals=dict(totals),
+        aggregates=aggregates,
+        gates=results,
+        notes=tuple(notes),
+    )
+
+
+def report_json(report: RunReport) -> str:
+    """The report as indented JSON text (what `--judge-report` writes)."""
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename: never half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = [
+    "ErrorRecord",
+    "JudgementRecord",
+    "RunReport",
+    "aggregate_run",
+    "build_report",
+    "report_json",
+    "write_text_atomic",
+]

@@ -1,0 +1,160 @@
+"""Reports CI systems read: the JSON run report and the Markdown summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_rubric_judge.gates import parse_gates
+from pytest_rubric_judge.judge import Judge
+from pytest_rubric_judge.models import Verdict
+from pytest_rubric_judge.report.markdown import code, escape, markdown_summary, worst_criteria
+from pytest_rubric_judge.report.run_json import (
+    ErrorRecord,
+    JudgementRecord,
+    RunReport,
+    build_report,
+    report_json,
+)
+from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge
+
+pytest_plugins = ["pytester"]
+
+HOSTILE = (
+    "<script>alert(1)</script> | **bold** [link](javascript:alert(1)) @octocat #12 `tick`\n"
+    "## heading\n- item ![img](http://x/y.png) & done"
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> Iterator[tuple[Verdict, Verdict]]:
+    """A comparison the candidate wins and one it loses."""
+    with FakeJudge(ByResponsePolicy("GOOD")) as fake, Judge(fake.url, fake.model) as judge:
+        win = judge.compare("What is the capital?", "Lyon.", "Paris. GOOD")
+        loss = judge.compare("Name a river.", "The Seine. GOOD", "uh")
+    yield win, loss
+
+
+def _report(
+    win: Verdict, loss: Verdict, nodeid: str = "t.py::test_loss", gates: str = ""
+) -> RunReport:
+    records = [
+        JudgementRecord(
+            nodeid="t.py::test_win", assertion="assert_preferred", passed=True, verdict=win
+        ),
+        JudgementRecord(
+            nodeid=nodeid, assertion="assert_preferred", passed=False, suite=True, verdict=loss
+        ),
+    ]
+    errors = [ErrorRecord(nodeid="t.py::test_err", message=f"JudgeOutputError: {HOSTILE}")]
+    totals = {
+        "requests": 6,
+        "retries": 1,
+        "cache_hits": 2,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+    }
+    return build_report(records, errors, totals, parse_gates(gates) if gates else ())
+
+
+def test_escape_leaves_no_markup_html_mention_or_line_break() -> None:
+    text = escape(HOSTILE, limit=None)
+    assert "\n" not in text
+    for raw in ("<script>", "**bold**", "[link](", "![img]", "@octocat", "#12", "`tick`", " | "):
+        assert raw not in text
+    assert "&lt;script&gt;" in text and "&#64;octocat" in text and "&amp; done" in text
+    assert len(escape("x" * 500)) <= 160
+
+
+def test_code_spans_survive_backticks_and_table_pipes() -> None:
+    assert code("test_a[x]") == "`test_a[x]`"
+    assert code("a`b") == "``a`b``"
+    assert code("`start") == "`` `start ``"
+    assert code("a|b") == "`a\\|b`"
+
+
+def test_markdown_summary_has_totals_interval_gates_and_worst_criteria(
+    verdicts: tuple[Verdict, Verdict],
+) -> None:
+    win, loss = verdicts
+    text = markdown_summary(_report(win, loss, gates="winrate=0.5,errors=0"))
+    assert text.startswith("## Rubric judge: FAILED")  # errors=0 is not met
+    assert "| comparisons | 3 (2 judged, 1 judge errors) |" in text
+    assert "| new preferred / baseline preferred / ties | 1 / 1 / 0 |" in text
+    assert (
+        "| win rate of new over baseline (decisive) | 0.500, interval [0.095, 0.905] (95% Wilson, n=2) |"
+        in text
+    )
+    assert "| judge requests | 6 (1 retries), 2 cache hits, 15 tokens |" in text
+    assert "- ✅ `winrate >= 0.5`: met, 0.500 = 1/2 decisive comparisons won by new" in text
+    assert "- ❌ `errors <= 0`: NOT met, 1 judge errors" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `t.py::test_loss` (suite)"))
+    assert "`A>B`, consistent" in row and "-0." in row
+    assert worst_criteria(loss, ("baseline", "new"))[0] in row
+    assert "### Judge errors (1)" in text
+    assert "<script>" not in text and "@octocat" not in text
+
+
+def test_hostile_test_ids_cannot_break_the_table(verdicts: tuple[Verdict, Verdict]) -> None:
+    win, loss = verdicts
+    text = markdown_summary(_report(win, loss, nodeid="t.py::test[a|b`c\n## x]"))
+    row = next(line for line in text.splitlines() if "test[a" in line)
+    assert row.count(" | ") == 3 + 0 and "\\|" in row  # four cells, the pipe escaped
+    assert "\n## x" not in text
+
+
+def test_worst_criteria_name_the_criteria_that_cost_the_candidate(
+    verdicts: tuple[Verdict, Verdict],
+) -> None:
+    win, loss = verdicts
+    worst = worst_criteria(loss, ("baseline", "new"))
+    assert worst and worst[0].startswith("`accuracy` (weight 0.50): new ")
+    assert worst_criteria(win, ("baseline", "new")) == []
+
+
+def test_json_report_round_trips(verdicts: tuple[Verdict, Verdict]) -> None:
+    report = _report(*verdicts, gates="winrate=0.5")
+    data = json.loads(report_json(report))
+    assert data["format"] == "pytest-rubric-judge/run" and data["version"] == 1
+    assert data["aggregates"]["wilson"]["method"] == "wilson"
+    assert data["aggregates"]["bootstrap"]["resamples"] == 2000
+    assert data["gates"][0]["gate"] == {"key": "winrate", "threshold": 0.5}
+    assert RunReport.model_validate(data) == report
+
+
+def test_unwritable_report_fails_the_run_without_a_traceback(
+    pytester: pytest.Pytester, fake_judge: FakeJudge, judge_args: list[str]
+) -> None:
+    fake_judge.policy = ByResponsePolicy("GOOD")
+    pytester.makepyfile(
+        """
+        from pytest_rubric_judge import assert_preferred
+
+        def test_ok(judge):
+            assert_preferred("GOOD", "plain", prompt="q")
+        """
+    )
+    (pytester.path / "blocker").write_text("a file, not a folder")
+    md = pytester.path / "out" / "summary.md"
+    result = pytester.runpytest(
+        *judge_args,
+        f"--judge-report={pytester.path / 'blocker' / 'r.json'}",
+        f"--judge-report-md={md}",
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(
+        ["judge report NOT written to *blocker*r.json: *", "judge report: out*summary.md"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "| comparisons | 1 (1 judged, 0 judge errors) |" in md.read_text()
