@@ -13,6 +13,7 @@ from .models import Verdict
 
 if TYPE_CHECKING:
     from .judge import Judge
+    from .panel import JudgePanel
     from .plugin import RubricJudgePlugin
 
 
@@ -27,7 +28,7 @@ def _plugin(config: pytest.Config) -> RubricJudgePlugin:
 
 
 @pytest.fixture(scope="session")
-def judge(pytestconfig: pytest.Config) -> Judge:
+def judge(pytestconfig: pytest.Config) -> Judge | JudgePanel:
     """The run's `Judge`, built from the options (or by a `pytest_rubric_judge_make_judge` hook).
 
     With no judge URL configured it still answers from the cache; a comparison that is not

@@ -42,6 +42,7 @@ from .report.run_json import (
     write_text_atomic,
 )
 from .report.text import judgement_lines, junit_properties, summary_lines
+from .serve import JudgeServer
 from .settings import Settings, add_options, read_settings
 from .stats import Aggregates
 
@@ -87,7 +88,7 @@ class RubricJudgePlugin:
         self.config = config
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
-        self._judge: Judge | None = None
+        self._judge: Judge | JudgePanel | None = None
         self._lock = threading.Lock()
         #: Every judge that gave a verdict in this process, for the totals.
         self._judges: dict[int, Judge | JudgePanel] = {}
@@ -101,25 +102,72 @@ class RubricJudgePlugin:
         self.notes: list[str] = []
         #: The run's report, made at session finish (on the controller only).
         self.report: RunReport | None = None
+        self._server: JudgeServer | None = None
+        self._server_error: JudgeError | None = None
 
     # -- the judge -------------------------------------------------------------------
 
-    def get_judge(self) -> Judge:
+    def get_judge(self) -> Judge | JudgePanel:
         """The run's judge, made on first use by the `pytest_rubric_judge_make_judge` hook."""
         with self._lock:
             if self._judge is None:
                 made = self.config.hook.pytest_rubric_judge_make_judge(config=self.config)
-                if not isinstance(made, Judge):
+                if not isinstance(made, (Judge, JudgePanel)):
                     raise pytest.UsageError(
-                        "pytest_rubric_judge_make_judge must return a Judge, "
+                        "pytest_rubric_judge_make_judge must return a Judge or a JudgePanel, "
                         f"got {type(made).__name__}"
                     )
                 self._judge = made
             return self._judge
 
+    def judge_url(self) -> str | None:
+        """The configured URL, or that of the server `--judge-serve` starts (once per run).
+
+        A server that fails to start fails every test that needs the judge with the same
+        error, naming the cause and the last lines of its log, without starting it again.
+        """
+        settings = self.settings
+        if settings.judge_serve is None:
+            return settings.judge_url
+        if self._server_error is not None:
+            raise self._server_error
+        if self._server is None:
+            assert settings.judge_serve_log is not None
+            server = JudgeServer(
+                settings.judge_serve,
+                log_path=settings.judge_serve_log,
+                startup_timeout=settings.judge_serve_timeout,
+                progress=self._progress,
+            )
+            self._progress(f"rubric judge: starting {settings.judge_serve!r}")
+            try:
+                server.start()
+            except JudgeError as error:
+                self._server_error = error
+                raise
+            self._server = server
+            self._progress(f"rubric judge: judge server ready at {server.url}")
+        return self._server.url
+
+    def _progress(self, line: str) -> None:
+        """A line on the terminal, even while a test's output is captured."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+
     def close(self) -> None:
-        if self._judge is not None:
-            self._judge.close()
+        try:
+            if self._judge is not None:
+                self._judge.close()
+        finally:
+            if self._server is not None:
+                self._server.stop()
 
     # -- what the run found, in collection order ---------------------------------------
 
@@ -195,8 +243,13 @@ class RubricJudgePlugin:
 
     def _cache_notes(self) -> list[str]:
         """What the judges' caches repaired in this process (a damaged file moved aside)."""
-        judges = [self._judge] if self._judge is not None else []
-        judges += [each for each in self._judges.values() if isinstance(each, Judge)]
+        found = [self._judge] if self._judge is not None else []
+        found += list(self._judges.values())
+        judges = [
+            judge
+            for each in found
+            for judge in (each.judges if isinstance(each, JudgePanel) else (each,))
+        ]
         seen: dict[int, Judge] = {id(each): each for each in judges}
         return [line for each in seen.values() for line in each.cache.recovered]
 
@@ -520,18 +573,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_rubric_judge_make_judge(config: pytest.Config) -> Judge:
-    """The default judge, built from the options."""
-    settings = config.stash[plugin_key].settings
-    return Judge(
-        settings.judge_url,
-        settings.judge_model,
-        api_key=settings.api_key,
-        cache_dir=settings.judge_cache_dir,
-        cache_mode=settings.judge_cache,
-        timeout=settings.judge_timeout,
-        max_retries=settings.judge_max_retries,
-        temperature=settings.judge_temperature,
-        max_tokens=settings.judge_max_tokens,
-        max_input_chars=settings.judge_max_input_chars,
-    )
+def pytest_rubric_judge_make_judge(config: pytest.Config) -> Judge | JudgePanel:
+    """The default judge (or panel), built from the options."""
+    plugin = config.stash[plugin_key]
+    settings = plugin.settings
+    common: dict[str, Any] = {
+        "api_key": settings.api_key,
+        "cache_dir": settings.judge_cache_dir,
+        "cache_mode": settings.judge_cache,
+        "timeout": settings.judge_timeout,
+        "max_retries": settings.judge_max_retries,
+        "temperature": settings.judge_temperature,
+        "max_tokens": settings.judge_max_tokens,
+        "max_input_chars": settings.judge_max_input_chars,
+        "seed": settings.judge_seed,
+        "samples": settings.judge_samples,
+        "structured_output": settings.judge_structured_output,
+    }
+    if settings.judge_panel:
+        return JudgePanel(
+            [Judge(url, model, **common) for model, url in settings.judge_panel],
+            strategy=settings.judge_panel_strategy,  # type: ignore[arg-type]
+            rubric_judge=settings.judge_panel_rubric,
+        )
+    return Judge(plugin.judge_url(), settings.judge_model, **common)

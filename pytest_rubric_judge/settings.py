@@ -18,10 +18,14 @@ import pytest
 
 from .cache import CACHE_MODES, CacheMode, validate_mode
 from .client import normalize_base_url
+from .endpoints import split_urls
 from .gates import Gate, gates_argument
+from .judge import STRUCTURED_MODES
+from .scoring import PANEL_STRATEGIES
 
 API_KEY_ENV = ("RUBRIC_JUDGE_API_KEY", "OPENAI_API_KEY")
 DEFAULT_CACHE_DIR = ".rubric_judge_cache"
+DEFAULT_SERVE_LOG = ".rubric_judge_serve.log"
 
 
 def positive_float(text: str) -> float:
@@ -79,11 +83,38 @@ def report_path(value: str) -> str:
     return value
 
 
-def judge_url(value: str) -> str:
+def judge_urls(value: str) -> tuple[str, ...]:
+    """One URL, or several separated by commas (several endpoints of the same model)."""
     try:
-        return normalize_base_url(value)
+        return tuple(normalize_base_url(url) for url in split_urls(value))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def judge_panel(value: str) -> tuple[tuple[str, str], ...]:
+    """`modelA@URL1,modelB@URL2` as (model, url) pairs."""
+    members = []
+    for part in split_urls(value):
+        model, at, url = part.rpartition("@")
+        if not at or not model.strip() or not url.strip():
+            raise argparse.ArgumentTypeError(
+                f"panel member {part!r} is not MODEL@URL, e.g. "
+                "'Qwen/Qwen2.5-7B-Instruct@http://127.0.0.1:8000/v1'"
+            )
+        try:
+            members.append((model.strip(), normalize_base_url(url.strip())))
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return tuple(members)
 
 
 @dataclass(frozen=True)
@@ -108,11 +139,13 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option(
         "judge_url",
-        judge_url,
+        judge_urls,
         None,
-        "base URL of the OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1",
+        "base URL of the OpenAI-compatible judge endpoint, e.g. http://127.0.0.1:8000/v1; "
+        "repeat it or separate URLs with commas for several replicas of the same model",
         env=("RUBRIC_JUDGE_BASE_URL", "OPENAI_BASE_URL"),
         metavar="URL",
+        repeat=True,
     ),
     Option(
         "judge_model",
@@ -162,6 +195,47 @@ OPTIONS: tuple[Option, ...] = (
         "longest prompt or response accepted, in characters",
         metavar="N",
     ),
+    Option("judge_seed", non_negative_int, None, "judge sampling seed", metavar="N"),
+    Option(
+        "judge_samples",
+        positive_int,
+        1,
+        "judge each order N times, each with its own seed; the majority decides",
+        env=("RUBRIC_JUDGE_SAMPLES",),
+        metavar="N",
+    ),
+    Option(
+        "judge_structured_output",
+        choice(*STRUCTURED_MODES),
+        "auto",
+        "send JSON Schemas as response_format: auto (fall back to plain prompting once when "
+        "the server rejects them), json_schema (always), off",
+        metavar="MODE",
+    ),
+    Option(
+        "judge_panel",
+        judge_panel,
+        (),
+        "a panel of judges, MODEL@URL separated by commas (ini: one per line); the panel "
+        "decides each comparison",
+        env=("RUBRIC_JUDGE_PANEL",),
+        metavar="MODEL@URL,...",
+        repeat=True,
+    ),
+    Option(
+        "judge_panel_strategy",
+        choice(*PANEL_STRATEGIES),
+        "majority",
+        "how a panel decides: majority, unanimous or mean_margin",
+        metavar="STRATEGY",
+    ),
+    Option(
+        "judge_panel_rubric",
+        non_negative_int,
+        0,
+        "which panel judge (0-based) writes the rubric every judge scores",
+        metavar="N",
+    ),
     Option(
         "judge_update_baselines",
         lambda v: v.strip().lower() in ("1", "true", "yes", "on"),
@@ -175,6 +249,29 @@ OPTIONS: tuple[Option, ...] = (
 #: Options of a pytest run only (reports and gates), not of the judge: the `rubric-judge`
 #: command shares `OPTIONS` but not these.
 RUN_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "judge_serve",
+        text,
+        None,
+        "start the judge server with this command for the run, {port} replaced by a free "
+        "port on 127.0.0.1, e.g. 'vllm serve Qwen/Qwen2.5-7B-Instruct --port {port}'",
+        env=("RUBRIC_JUDGE_SERVE",),
+        metavar="COMMAND",
+    ),
+    Option(
+        "judge_serve_timeout",
+        positive_float,
+        600.0,
+        "seconds to wait for the --judge-serve server to answer",
+        metavar="SECONDS",
+    ),
+    Option(
+        "judge_serve_log",
+        text,
+        None,
+        f"log file of the --judge-serve server (default: {DEFAULT_SERVE_LOG} under the rootdir)",
+        metavar="PATH",
+    ),
     Option(
         "judge_report",
         report_path,
@@ -229,6 +326,7 @@ def add_options(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Settings:
+    #: One URL, or several comma-separated replicas.
     judge_url: str | None
     judge_model: str | None
     judge_cache_dir: Path
@@ -239,6 +337,15 @@ class Settings:
     judge_max_tokens: int
     judge_max_input_chars: int
     judge_update_baselines: bool
+    judge_seed: int | None = None
+    judge_samples: int = 1
+    judge_structured_output: str = "auto"
+    judge_panel: tuple[tuple[str, str], ...] = ()
+    judge_panel_strategy: str = "majority"
+    judge_panel_rubric: int = 0
+    judge_serve: str | None = None
+    judge_serve_timeout: float = 600.0
+    judge_serve_log: Path | None = None
     #: Absolute paths of the reports to write, or None.
     judge_report: Path | None = None
     judge_report_md: Path | None = None
@@ -283,6 +390,25 @@ def read_settings(config: pytest.Config) -> Settings:
                 raise pytest.UsageError(f"{source}: {error}") from None
         values[option.dest] = value
     values["judge_cache_dir"] = _cache_dir(config, config.getoption("judge_cache_dir"))
+    urls = values["judge_url"]
+    values["judge_url"] = ",".join(urls) if urls else None
+    if values["judge_serve"] is not None:
+        if "{port}" not in values["judge_serve"]:
+            raise pytest.UsageError(
+                "--judge-serve: the command must contain {port}, e.g. "
+                "'vllm serve MODEL --port {port}'"
+            )
+        log = values["judge_serve_log"]
+        values["judge_serve_log"] = (
+            (config.invocation_params.dir / log).resolve()
+            if log
+            else config.rootpath / DEFAULT_SERVE_LOG
+        )
+    if values["judge_panel"] and values["judge_panel_rubric"] >= len(values["judge_panel"]):
+        raise pytest.UsageError(
+            f"--judge-panel-rubric {values['judge_panel_rubric']} is not a panel member; "
+            f"the panel has {len(values['judge_panel'])} judges (0-based)"
+        )
     for dest in ("judge_report", "judge_report_md"):
         if values[dest] is not None:
             values[dest] = _report_path(config, dest, str(values[dest]))

@@ -11,7 +11,13 @@ from ..settings import API_KEY_ENV, DEFAULT_CACHE_DIR, OPTIONS
 
 #: Files whose folder pytest would take as the rootdir.
 ROOT_MARKERS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
-JUDGE_OPTIONS = tuple(o for o in OPTIONS if o.dest != "judge_update_baselines")
+#: Panels are a pytest-run feature; the command judges with one model (several replicas).
+JUDGE_OPTIONS = tuple(
+    o
+    for o in OPTIONS
+    if o.dest
+    not in ("judge_update_baselines", "judge_panel", "judge_panel_strategy", "judge_panel_rubric")
+)
 
 
 class CommandError(Exception):
@@ -88,9 +94,14 @@ def judge_from_args(args: argparse.Namespace, **overrides: object) -> Judge:
         "temperature": _resolved(args, "judge_temperature"),
         "max_tokens": _resolved(args, "judge_max_tokens"),
         "max_input_chars": _resolved(args, "judge_max_input_chars"),
+        "seed": _resolved(args, "judge_seed"),
+        "samples": _resolved(args, "judge_samples"),
+        "structured_output": _resolved(args, "judge_structured_output"),
     }
     settings.update(overrides)
     url = _resolved(args, "judge_url")
+    if isinstance(url, tuple):
+        url = ",".join(url)
     model = _resolved(args, "judge_model")
     return Judge(
         str(url) if url else None,
