@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from pytest_rubric_judge import prompts  # noqa: E402
-from pytest_rubric_judge.client import ChatClient  # noqa: E402
-from pytest_rubric_judge.models import Rubric  # noqa: E402
-from pytest_rubric_judge.serve import JudgeServer  # noqa: E402
+from pytest_rubric_judge import prompts
+from pytest_rubric_judge.client import ChatClient
+from pytest_rubric_judge.models import Rubric
+from pytest_rubric_judge.serve import JudgeServer
 
 RUBRIC = Rubric.of(
     [
@@ -136,7 +136,10 @@ def main() -> int:
     exe = Path(sys.executable).with_name("transformers")
     launcher = str(exe) if exe.exists() else f"{sys.executable} -m transformers.cli.transformers"
     batching = " --continuous-batching" if args.continuous_batching else ""
-    command = f"{launcher} serve {model_dir} --host 127.0.0.1 --port {{port}} --device {args.device}{batching}"
+    command = (
+        f"{launcher} serve {model_dir} --host 127.0.0.1 --port {{port}} "
+        f"--device {args.device}{batching}"
+    )
     results: dict[str, object] = {
         "machine": platform.platform(),
         "python": sys.version.split()[0],
