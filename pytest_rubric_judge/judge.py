@@ -292,7 +292,7 @@ class Judge:
             prompt=prompt, reference=reference, response_a=response_a, response_b=response_b
         )
         count = self._sample_count(samples)
-        rubric = self._rubric_for(prompt, reference, criteria)
+        rubric = self.rubric_for(prompt, reference, criteria)
         futures: list[Future[tuple[SlotScores, CallInfo]]] = [
             self._pool.submit(self._pass, prompt, rubric, a, b, reference, index)
             for index in range(count)
@@ -329,7 +329,7 @@ class Judge:
         """
         self._check_size(prompt=prompt, reference=reference, response=response)
         count = self._sample_count(samples)
-        rubric = self._rubric_for(prompt, reference, criteria)
+        rubric = self.rubric_for(prompt, reference, criteria)
         futures: list[Future[tuple[GradeAnswer, CallInfo]]] = [
             self._pool.submit(self._grade_pass, prompt, rubric, response, reference, index)
             for index in range(count)
@@ -360,7 +360,8 @@ class Judge:
             raise ValueError("samples must be 1 or more")
         return count
 
-    def _rubric_for(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
+    def rubric_for(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
+        """The test's own criteria as a rubric, else the judge's rubric for the prompt."""
         if criteria is None:
             return self.rubric(prompt, reference=reference)
         return Rubric.of(criteria, source="user")

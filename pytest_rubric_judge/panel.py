@@ -54,9 +54,7 @@ class JudgePanel:
         return self.judges[self.rubric_judge].rubric(prompt, reference=reference)
 
     def _criteria(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
-        if criteria is not None:
-            return Rubric.of(criteria, source="user")
-        return self.rubric(prompt, reference=reference)
+        return self.judges[self.rubric_judge].rubric_for(prompt, reference, criteria)
 
     def compare(
         self,

@@ -170,6 +170,23 @@ def rubric_messages(
     ]
 
 
+def _scoring_head(
+    prompt: str, rubric: Rubric, reference: str | None, context_code: str, *, responses: int = 2
+) -> str:
+    """The shared start of a scoring request: prompt, reference, rubric (the cacheable prefix)."""
+    prompt_block, reference_block = _prompt_blocks(prompt, reference, context_code)
+    head = _PASS_USER_HEAD.format(
+        prompt_block=prompt_block,
+        reference_block=reference_block,
+        rubric_yaml=rubric_yaml(rubric),
+    )
+    return (
+        head
+        if responses == 2
+        else head.replace("The two responses follow.", "The response follows.")
+    )
+
+
 def pass_messages(
     prompt: str,
     rubric: Rubric,
@@ -181,12 +198,7 @@ def pass_messages(
     response_code: str,
 ) -> list[Message]:
     """Phase 2: one pass. `slot_a` is shown as response A, `slot_b` as response B."""
-    prompt_block, reference_block = _prompt_blocks(prompt, reference, context_code)
-    head = _PASS_USER_HEAD.format(
-        prompt_block=prompt_block,
-        reference_block=reference_block,
-        rubric_yaml=rubric_yaml(rubric),
-    )
+    head = _scoring_head(prompt, rubric, reference, context_code)
     responses = "\n".join(
         (
             "Response A:",
@@ -330,12 +342,7 @@ def grade_messages(
     response_code: str,
 ) -> list[Message]:
     """A pointwise pass: the same prompt, reference and rubric layout, one response."""
-    prompt_block, reference_block = _prompt_blocks(prompt, reference, context_code)
-    head = _PASS_USER_HEAD.format(
-        prompt_block=prompt_block,
-        reference_block=reference_block,
-        rubric_yaml=rubric_yaml(rubric),
-    ).replace("The two responses follow.", "The response follows.")
+    head = _scoring_head(prompt, rubric, reference, context_code, responses=1)
     body = "\n".join(("The response:", block("response", response_code, response)))
     return [
         {"role": "system", "content": _GRADE_SYSTEM},
