@@ -163,3 +163,57 @@ def test_judge_serve_needs_the_port_placeholder(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--judge-serve=vllm serve model")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*must contain {port}*"])
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_interrupted_run_leaves_no_server(tmp_path: object, signal_name: str) -> None:
+    """Ctrl-C (SIGINT) stops the server through pytest's teardown; a killed pytest
+    (SIGKILL, no teardown at all) takes it down through the parent-death signal."""
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "test_slow.py").write_text(
+        "import time\n\ndef test_slow(judge):\n    judge.rubric('q')\n    time.sleep(60)\n"
+    )
+    command = f"{sys.executable} -m pytest_rubric_judge.testing --port {{port}} --max-lifetime 120"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUBRIC_JUDGE_", "OPENAI_"))}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            f"--judge-serve={command}",
+            "--judge-cache=off",
+            "test_slow.py",
+        ],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    port = None
+    deadline = time.monotonic() + 60
+    while port is None and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        found = re.search(r"ready at http://127\.0\.0\.1:(\d+)/v1", line)
+        port = found.group(1) if found else None
+    assert port is not None, "the judge server never became ready"
+    time.sleep(0.5)  # the test is now inside its sleep
+    process.send_signal(getattr(signal, signal_name))
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.ConnectError:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"the judge server on port {port} outlived the {signal_name}ed pytest run")
