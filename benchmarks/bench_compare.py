@@ -175,6 +175,8 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
          "--judge-model", MODEL]
     )  # fmt: skip
     judge = judge_from_args(args)
+    # The keys the judge will look up: with or without a JSON schema, as it would send.
+    structured = bool(getattr(judge, "_structured_wanted", lambda: False)())
     rubric = Rubric.of(DEFAULT_CRITERIA, source="judge")
     started = time.perf_counter()
 
@@ -188,7 +190,8 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
         prompt = row["prompt"]
         if prompt not in seen:
             seen.add(prompt)
-            put(judge._key_fields("rubric", prompt, None), rubric.model_dump(mode="json"))
+            fields = judge._key_fields("rubric", prompt, None, structured=structured)
+            put(fields, rubric.model_dump(mode="json"))
         for slot_a, slot_b, label in (
             (row["response_A"], row["response_B"], "B>A"),
             (row["response_B"], row["response_A"], "A>B"),
@@ -203,7 +206,9 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
                 preference=label,  # type: ignore[arg-type]
                 overall_justification="The longer answer is more complete.",
             )  # fmt: skip
-            fields = judge._key_fields("pass", prompt, None, rubric, slot_a, slot_b)
+            fields = judge._key_fields(
+                "pass", prompt, None, rubric, slot_a, slot_b, structured=structured
+            )
             put(fields, answer.model_dump(mode="json"))
     judge.close()
     return time.perf_counter() - started
@@ -366,6 +371,7 @@ def deepeval(args: argparse.Namespace) -> None:
         ran = subprocess.run(
             [str(python), "-c", _DEEPEVAL, url, str(args.rows), str(args.concurrency)],
             env=env, capture_output=True, text=True, check=False, timeout=1200,
+            cwd=tempfile.mkdtemp(prefix="deepeval-run-"),
         )  # fmt: skip
         wall = time.perf_counter() - started
         requests = fake.request_count

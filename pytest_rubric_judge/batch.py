@@ -14,33 +14,51 @@ It is built for prompt sets of hundreds to hundreds of thousands of rows:
 - A row whose judge call fails (or that is malformed) becomes an error row carrying the
   error's type and message; the run goes on.
 
-Each row is judged by `Judge.compare` itself, on a shadow of the judge (a shallow copy
-sharing its cache, statistics and settings, with its own thread pools and a bounded rubric
-memo), so a verdict from here is exactly the verdict `Judge.compare` gives, structured
-output, repair requests and all. With the stock `ChatClient` the shadow's requests go
-through `AsyncChatClient` (raw HTTP/1.1 over asyncio streams) on an event loop thread: the
-worker threads only wait, and a few sockets carry every request in flight. With a custom
-client, credentials in the URL, or a proxy configured for a remote judge, the judge's own
-client is used from the worker threads instead.
+The requests run on an asyncio event loop in a worker thread, through `AsyncChatClient`
+(raw HTTP/1.1 over asyncio streams) when the judge uses the stock `ChatClient`; with a
+custom client, credentials in the URL, or a proxy configured for a remote judge, the
+judge's own sync client runs in a thread pool of `concurrency` threads instead. The steps
+of a judge call are `Judge._call`'s (the same cache keys, structured output with its
+`auto` fallback, parsing, one repair request), awaited instead of blocking; the request
+messages and the JSON Schema are built only when the cache cannot answer, and the cache
+is read and written from the one event loop thread (one SQLite connection, whose page
+cache is the only one that grows). A verdict from here is the verdict `Judge.compare`
+gives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
+import queue
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel
+
+from . import prompts, schemas
 from .aio import AsyncChatClient
+from .cache import CacheEntry, cache_key
 from .client import ChatClient, Completion, _is_loopback
-from .errors import JudgeError
-from .models import Criterion, Rubric, Verdict
+from .errors import (
+    CacheMissError,
+    JudgeError,
+    JudgeNotConfiguredError,
+    JudgeOutputError,
+    JudgeUnavailableError,
+    ParseError,
+)
+from .judge import STRUCTURED_REJECTED, _parse_complete
+from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
+from .parsing import parse_pass, parse_rubric, render_error_hint
+from .scoring import build_verdict, combine_samples, orient
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -54,7 +72,10 @@ __all__ = [
     "comparison_from_row",
 ]
 
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
 Transport = Literal["auto", "async", "threads"]
+Format = dict[str, object]
+_Complete = Callable[[list[dict[str, str]], int | None, Format | None], Awaitable[Completion]]
 
 DEFAULT_CONCURRENCY = 32
 #: Rubrics kept in memory by a batch (the cache holds every one).
@@ -172,111 +193,12 @@ def _choose_transport(judge: Judge, transport: Transport) -> Literal["async", "t
     return "async"
 
 
-class _BoundedMemo(OrderedDict[Any, Any]):
-    """A dict that forgets its oldest entries past `limit` (the shadow judge's rubric memo)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
-        return self[key]
-
-
-class _BridgeClient:
-    """`ChatClient.complete` for the judge's worker threads, sent by the asyncio client.
-
-    A worker thread blocks on its request while the event loop thread keeps every request
-    in flight on a few sockets, so the judge's own code (cache, structured output,
-    parsing, repair) runs unchanged and only the transport differs.
-    """
-
-    def __init__(self, base: ChatClient, client: AsyncChatClient) -> None:
-        self.base = base
-        self.client = client
-        self.base_url = base.base_url
-        self.timeout = base.timeout
-        self.max_retries = base.max_retries
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="rubric-judge-aio", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self.loop = loop
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self.client.aclose())
-            loop.close()
-
-    def stop(self) -> None:
-        """Cancel what is in flight (the waiting threads get CancelledError), then stop."""
-        loop = self.loop
-        if loop is None or self._thread is None:
-            return
-
-        def cancel_all() -> None:
-            for task in asyncio.all_tasks(loop):
-                task.cancel()
-            loop.call_soon(loop.stop)
-
-        loop.call_soon_threadsafe(cancel_all)
-        self._thread.join()
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        model: str,
-        temperature: float = 0.0,
-        max_tokens: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        response_format: dict[str, object] | None = None,
-    ) -> Completion:
-        assert self.loop is not None
-        future = asyncio.run_coroutine_threadsafe(
-            self.client.complete(
-                messages,
-                model=model,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=top_p,
-                seed=seed,
-                response_format=response_format,
-            ),
-            self.loop,
-        )
-        return future.result()
-
-    def list_models(self) -> list[str]:
-        return self.base.list_models()
-
-    def close(self) -> None:
-        """The batch stops the bridge itself; the judge's own client stays open."""
+class _Done:
+    """Marks the end of the results."""
 
 
 class _Runner:
-    """One batch: a shadow of the judge with its own pools, results as they finish.
-
-    The shadow is a shallow copy of the judge: it shares the cache, the statistics and the
-    settings, and has its own thread pools (one worker per row in flight, two per row for
-    the passes), a bounded rubric memo and, with the asyncio transport, the bridge client.
-    """
+    """One batch: an event loop in a worker thread, results through a queue."""
 
     def __init__(
         self,
@@ -291,84 +213,468 @@ class _Runner:
         self.user_rubric = rubric
         self.transport = transport
         self.client = client
-        #: Rows submitted but not yet handed to the consumer (bounds memory).
+        #: Rows started but not yet taken by the consumer (bounds memory).
         self.window = 2 * concurrency + 8
+        self._results: queue.SimpleQueue[RowResult | _Done | BaseException] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._stopping = threading.Event()
+        self._started = threading.Event()
+        self._memo: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
+        self._inflight: dict[tuple[str, str | None], asyncio.Task[Rubric]] = {}
+        self._requests: asyncio.Semaphore | None = None
+        self._complete: _Complete | None = None
+        self._formats: OrderedDict[Rubric, Format] = OrderedDict()
+
+    # -- the consumer's side (caller's thread) -------------------------------------------
 
     def iterate(self, rows: Iterable[RowInput]) -> Iterator[RowResult]:
-        judge = self.judge
-        if judge.client is not None:
-            _ = judge.model  # resolve the model name once (it may ask the server)
-        shadow = copy.copy(judge)
-        shadow._rubrics = _BoundedMemo(RUBRIC_MEMO_SIZE)
-        shadow._rubric_locks = _BoundedMemo(RUBRIC_MEMO_SIZE)
-        pass_pool = ThreadPoolExecutor(2 * self.concurrency, thread_name_prefix="judge-pass")
-        row_pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="judge-row")
-        shadow._pool = pass_pool
-        bridge: _BridgeClient | None = None
-        if self.transport == "async" and isinstance(judge.client, ChatClient):
-            client = self.client or AsyncChatClient(
-                judge.client.base_url,
-                api_key=getattr(judge.client, "_api_key", None),
-                timeout=judge.client.timeout,
-                max_retries=judge.client.max_retries,
-                max_connections=self.concurrency,
-            )
-            bridge = _BridgeClient(judge.client, client)
-            bridge.start()
-            shadow.client = bridge  # type: ignore[assignment]
-        pending: set[Future[RowResult]] = set()
-        source = enumerate(rows)
-        exhausted = False
+        thread = threading.Thread(
+            target=self._thread_main, args=(rows,), name="rubric-judge-batch", daemon=True
+        )
+        thread.start()
         try:
             while True:
-                while not exhausted and len(pending) < self.window:
-                    item = next(source, None)
-                    if item is None:
-                        exhausted = True
-                        break
-                    pending.add(row_pool.submit(self._one, shadow, *item))
-                if not pending:
+                item = self._results.get()
+                if isinstance(item, _Done):
                     return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: f.result().index):
-                    yield future.result()
+                if isinstance(item, BaseException):
+                    raise item
+                self._release_slot()
+                yield item
         finally:
-            for future in pending:
-                future.cancel()
-            if bridge is not None:
-                bridge.stop()
-            row_pool.shutdown(wait=True, cancel_futures=True)
-            pass_pool.shutdown(wait=True, cancel_futures=True)
+            self._stop()
+            thread.join()
 
-    def _one(self, shadow: Judge, index: int, row: RowInput) -> RowResult:
-        if isinstance(row, InvalidRow):
-            return _error_row(index, row.id, None, "InvalidRow", row.message)
+    def _release_slot(self) -> None:
+        loop, slots = self._loop, self._slots
+        if loop is not None and slots is not None:
+            try:
+                loop.call_soon_threadsafe(slots.release)
+            except RuntimeError:  # the loop has already finished
+                pass
+
+    def _stop(self) -> None:
+        self._stopping.set()
+        self._started.wait()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            try:
+                loop.call_soon_threadsafe(main.cancel)
+            except RuntimeError:
+                pass
+
+    # -- the worker thread ---------------------------------------------------------------
+
+    def _thread_main(self, rows: Iterable[RowInput]) -> None:
         try:
-            comparison = row if isinstance(row, Comparison) else comparison_from_row(index, row)
-        except ValueError as exc:
-            raw_id = row.get("id") if isinstance(row, Mapping) else None
-            return _error_row(
-                index, None if raw_id is None else str(raw_id), None, "InvalidRow", str(exc)
-            )
+            asyncio.run(self._run(rows))
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._results.put(exc)
+        finally:
+            self._started.set()
+            self._results.put(_Done())
+
+    async def _run(self, rows: Iterable[RowInput]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        self._slots = asyncio.Semaphore(self.window)
+        self._requests = asyncio.Semaphore(self.concurrency)
+        self._started.set()
+        if self._stopping.is_set():
+            return
+        pool: ThreadPoolExecutor | None = None
+        client = self.client
+        owns_client = False
+        # Several endpoints (MultiClient) balance and fail over in the thread path.
+        if self.transport == "async" and isinstance(self.judge.client, ChatClient):
+            if client is None:
+                base = self.judge.client
+                client = AsyncChatClient(
+                    base.base_url,
+                    api_key=getattr(base, "_api_key", None),
+                    timeout=base.timeout,
+                    max_retries=base.max_retries,
+                    max_connections=self.concurrency,
+                )
+                owns_client = True
+            self._complete = self._async_completer(client)
+        else:
+            pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge-io")
+            self._complete = self._thread_completer(pool)
+        # Resolve the model name once (it may ask the server) before any key is computed.
+        if self.judge.client is not None:
+            await asyncio.get_running_loop().run_in_executor(None, lambda: self.judge.model)
+        tasks: set[asyncio.Task[None]] = set()
         try:
-            verdict = shadow.compare(
-                comparison.prompt,
-                comparison.response_a,
-                comparison.response_b,
-                criteria=self.user_rubric,
-                reference=comparison.reference,
+            for index, row in enumerate(rows):
+                await self._slots.acquire()
+                task = asyncio.create_task(self._one(index, row))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.wait(set(tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if owns_client and client is not None:
+                await client.aclose()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _async_completer(self, client: AsyncChatClient) -> _Complete:
+        judge = self.judge
+        requests = self._requests
+        assert requests is not None
+
+        async def complete(
+            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
+        ) -> Completion:
+            async with requests:
+                try:
+                    completion = await client.complete(
+                        messages,
+                        model=judge.model,
+                        temperature=judge.temperature,
+                        max_tokens=judge.max_tokens,
+                        top_p=judge.top_p,
+                        seed=seed,
+                        response_format=response_format,
+                    )
+                except JudgeError as error:
+                    judge.stats.add(retries=error.retries)
+                    raise
+                finally:
+                    judge.stats.add(requests=1)
+            judge.stats.add(
+                retries=completion.retries,
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
             )
+            return completion
+
+        return complete
+
+    def _thread_completer(self, pool: ThreadPoolExecutor) -> _Complete:
+        judge = self.judge
+
+        async def complete(
+            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
+        ) -> Completion:
+            loop = asyncio.get_running_loop()
+            # The judge's own method keeps its statistics.
+            return await loop.run_in_executor(
+                pool, judge._complete, messages, seed, response_format
+            )
+
+        return complete
+
+    # -- one row -------------------------------------------------------------------------
+
+    async def _one(self, index: int, row: RowInput) -> None:
+        try:
+            if isinstance(row, InvalidRow):
+                result = _error_row(index, row.id, None, "InvalidRow", row.message)
+            else:
+                try:
+                    comparison = (
+                        row if isinstance(row, Comparison) else comparison_from_row(index, row)
+                    )
+                except ValueError as exc:
+                    raw_id = row.get("id") if isinstance(row, Mapping) else None
+                    result = _error_row(
+                        index, None if raw_id is None else str(raw_id), None, "InvalidRow", str(exc)
+                    )
+                else:
+                    result = await self._compare(comparison)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a bug, not a judge error: stop the run
+            self._results.put(exc)
+            raise
+        self._results.put(result)
+
+    async def _compare(self, row: Comparison) -> RowResult:
+        try:
+            verdict = await self._verdict(row)
         except (JudgeError, ValueError) as exc:
-            return _error_row(index, comparison.id, comparison, type(exc).__name__, str(exc))
+            return _error_row(row.index, row.id, row, type(exc).__name__, str(exc))
         return RowResult(
-            index,
-            comparison.id,
-            comparison.prompt,
-            comparison.response_a,
-            comparison.response_b,
-            comparison.reference,
+            row.index,
+            row.id,
+            row.prompt,
+            row.response_a,
+            row.response_b,
+            row.reference,
             verdict,
         )
+
+    async def _verdict(self, row: Comparison) -> Verdict:
+        judge = self.judge
+        judge._check_size(
+            prompt=row.prompt,
+            reference=row.reference,
+            response_a=row.response_a,
+            response_b=row.response_b,
+        )
+        rubric = self.user_rubric or await self._rubric(row.prompt, row.reference)
+        count = judge.samples
+        passes = await asyncio.gather(
+            *(
+                self._pass(row.prompt, rubric, a, b, row.reference, sample)
+                for sample in range(count)
+                for a, b in ((row.response_a, row.response_b), (row.response_b, row.response_a))
+            ),
+            return_exceptions=True,
+        )
+        results: list[tuple[SlotScores, CallInfo]] = []
+        for outcome in passes:  # all finished (and are cached); now raise the first error
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        verdicts = []
+        for sample in range(count):
+            (slot_f, call_f), (slot_r, call_r) = results[2 * sample : 2 * sample + 2]
+            forward = orient(slot_f, rubric, "forward", call_f)
+            reversed_ = orient(slot_r, rubric, "reversed", call_r)
+            verdicts.append(
+                build_verdict(
+                    rubric,
+                    forward,
+                    reversed_,
+                    prompt=row.prompt,
+                    reference=row.reference,
+                    response_a=row.response_a,
+                    response_b=row.response_b,
+                    judge_model=forward.call.model or judge.model,
+                )
+            )
+        return verdicts[0] if count == 1 else combine_samples(verdicts)
+
+    async def _rubric(self, prompt: str, reference: str | None) -> Rubric:
+        memo_key = (prompt, reference)
+        found = self._memo.get(memo_key)
+        if found is not None:
+            self._memo.move_to_end(memo_key)
+            return found
+        task = self._inflight.get(memo_key)
+        if task is None:
+            task = asyncio.create_task(self._make_rubric(prompt, reference))
+            self._inflight[memo_key] = task
+            task.add_done_callback(lambda _: self._inflight.pop(memo_key, None))
+        # Several rows may wait on one rubric; shield it from one waiter's cancellation.
+        return await asyncio.shield(task)
+
+    async def _make_rubric(self, prompt: str, reference: str | None) -> Rubric:
+        judge = self.judge
+        rubric, _ = await self._call(
+            partial(judge._key_fields, "rubric", prompt, reference),
+            lambda: prompts.rubric_messages(
+                prompt,
+                reference=reference,
+                context_code=judge._context_code,
+                min_criteria=judge.min_criteria,
+                max_criteria=judge.max_criteria,
+            ),
+            lambda text: parse_rubric(
+                text, min_criteria=judge.min_criteria, max_criteria=judge.max_criteria
+            ),
+            Rubric,
+            what=f"the rubric for prompt {_excerpt(prompt)}",
+            seed=judge.seed,
+            build_format=lambda: schemas.rubric_format(judge.min_criteria, judge.max_criteria),
+        )
+        self._memo[(prompt, reference)] = rubric
+        if len(self._memo) > RUBRIC_MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return rubric
+
+    async def _pass(
+        self,
+        prompt: str,
+        rubric: Rubric,
+        slot_a: str,
+        slot_b: str,
+        reference: str | None,
+        sample: int = 0,
+    ) -> tuple[SlotScores, CallInfo]:
+        judge = self.judge
+        return await self._call(
+            partial(judge._key_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
+            lambda: prompts.pass_messages(
+                prompt,
+                rubric,
+                slot_a,
+                slot_b,
+                reference=reference,
+                context_code=judge._context_code,
+                response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
+            ),
+            lambda text: parse_pass(text, rubric),
+            SlotScores,
+            what=f"a pass on prompt {_excerpt(prompt)}",
+            seed=judge._sample_seed(sample),
+            build_format=lambda: self._pass_format(rubric),
+        )
+
+    def _pass_format(self, rubric: Rubric) -> Format:
+        """The pass's JSON Schema, built once per rubric (building one costs milliseconds)."""
+        found = self._formats.get(rubric)
+        if found is None:
+            found = schemas.pass_format(rubric)
+            self._formats[rubric] = found
+            if len(self._formats) > RUBRIC_MEMO_SIZE:
+                self._formats.popitem(last=False)
+        return found
+
+    async def _call(
+        self,
+        fields_for: Callable[..., dict[str, object]],
+        build_messages: Callable[[], list[dict[str, str]]],
+        parse: Callable[[str], ParsedT],
+        model_type: type[ParsedT],
+        *,
+        what: str,
+        seed: int | None,
+        build_format: Callable[[], Format] | None,
+    ) -> tuple[ParsedT, CallInfo]:
+        """`Judge._call`'s steps: with a JSON Schema when structured output is on, and in
+        `auto` mode once more without it (for the rest of the session) when the server
+        rejects the schema."""
+        judge = self.judge
+        structured = build_format is not None and judge._structured_wanted()
+        try:
+            return await self._call_once(
+                fields_for(structured=structured),
+                build_messages,
+                parse,
+                model_type,
+                what=what,
+                seed=seed,
+                build_format=build_format if structured else None,
+            )
+        except JudgeUnavailableError as error:
+            if not (
+                structured
+                and judge.structured_output == "auto"
+                and error.status in STRUCTURED_REJECTED
+            ):
+                raise
+            with judge._lock:
+                if judge._structured_ok is not False:
+                    judge._structured_ok = False
+                    judge.stats.add(structured_fallbacks=1)
+        return await self._call_once(
+            fields_for(structured=False),
+            build_messages,
+            parse,
+            model_type,
+            what=what,
+            seed=seed,
+            build_format=None,
+        )
+
+    async def _call_once(
+        self,
+        fields: dict[str, object],
+        build_messages: Callable[[], list[dict[str, str]]],
+        parse: Callable[[str], ParsedT],
+        model_type: type[ParsedT],
+        *,
+        what: str,
+        seed: int | None,
+        build_format: Callable[[], Format] | None,
+    ) -> tuple[ParsedT, CallInfo]:
+        """One judge call through the cache, with one repair request on a parse error.
+
+        The same steps as `Judge._call_once`, awaiting the request instead of blocking; the
+        messages and the schema are built only when the cache cannot answer.
+        """
+        judge = self.judge
+        key = cache_key(fields)
+        if judge.cache.reads:
+            entry = judge.cache.get(key)
+            if entry is not None:
+                judge.stats.add(cache_hits=1)
+                info = CallInfo(
+                    raw=entry.raw,
+                    usage=entry.usage,
+                    latency_s=entry.latency_s,
+                    cached=True,
+                    model=entry.model,
+                )
+                return model_type.model_validate(entry.parsed), info
+            judge.stats.add(cache_misses=1)
+        if judge.cache.mode == "replay":
+            judge.stats.add(judge_errors=1)
+            raise CacheMissError(
+                f"replay mode has no cached judge answer for {what} with judge model "
+                f"{judge.model or '(none set)'!r}; run once with --judge-cache=rw against a "
+                "judge to record it, with the same --judge-model"
+            )
+        if judge.client is None or self._complete is None:
+            judge.stats.add(judge_errors=1)
+            raise JudgeNotConfiguredError(
+                f"no judge configured and no cached answer for {what}: set --judge-url and "
+                "--judge-model (or RUBRIC_JUDGE_BASE_URL and RUBRIC_JUDGE_MODEL)"
+            )
+        messages = build_messages()
+        response_format = build_format() if build_format is not None else None
+        started = time.perf_counter()
+        try:
+            completion = await self._complete(messages, seed, response_format)
+            usage, retries, repaired = completion.usage, completion.retries, False
+            try:
+                parsed = _parse_complete(parse, completion)
+            except ParseError as first:
+                judge.stats.add(repairs=1)
+                hint = render_error_hint(first, completion.finish_reason)
+                completion = await self._complete(
+                    prompts.repair_messages(messages, completion.text, hint),
+                    seed,
+                    response_format,
+                )
+                usage = usage + completion.usage
+                retries, repaired = retries + completion.retries, True
+                try:
+                    parsed = _parse_complete(parse, completion)
+                except ParseError as second:
+                    raise JudgeOutputError(
+                        f"the judge's answer for {what} could not be read after one repair "
+                        f"request: {render_error_hint(second, completion.finish_reason)}",
+                        raw=completion.text,
+                    ) from second
+        except JudgeError:
+            judge.stats.add(judge_errors=1)
+            raise
+        info = CallInfo(
+            raw=completion.text,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            cached=False,
+            repaired=repaired,
+            retries=retries,
+            model=completion.model,
+        )
+        if judge.cache.writes:
+            judge.cache.put(
+                CacheEntry(
+                    key=key,
+                    fields=fields,
+                    raw=info.raw,
+                    parsed=parsed.model_dump(mode="json"),
+                    usage=info.usage,
+                    latency_s=info.latency_s,
+                    created_at=time.time(),
+                    model=info.model,
+                )
+            )
+        return parsed, info
 
 
 def _error_row(

@@ -53,11 +53,11 @@ def test_error_rows_are_recorded_and_the_run_goes_on(fake_judge: FakeJudge) -> N
         {"prompt": "no responses"},
         {"prompt": "third prompt?", "response_A": "x", "response_B": "y"},
     ]
-    fake_judge.fail(400, times=1)  # the first row's rubric request is refused, no retry
+    fake_judge.fail(401, times=1)  # the first row's rubric request is refused, no retry
     with Judge(fake_judge.url, fake_judge.model, max_retries=0) as judge:
         results = {r.index: r for r in compare_many(judge, rows, concurrency=1)}
     assert results[0].verdict is None and results[0].error_type == "JudgeUnavailableError"
-    assert "400" in (results[0].error or "")
+    assert "401" in (results[0].error or "")
     assert results[1].error_type == "InvalidRow" and "response_A" in (results[1].error or "")
     assert results[2].ok and results[2].prompt == "third prompt?"
 
@@ -198,3 +198,17 @@ def test_aio_client_reads_chunked_bodies_and_reports_refused_connections() -> No
     text, refused = asyncio.run(scenario())
     assert text == "chunked ok"
     assert "refused" in refused
+
+
+def test_batch_and_single_compare_share_cache_entries(
+    fake_judge: FakeJudge, tmp_path: Path
+) -> None:
+    rows = _rows(3, prompts=3)
+    with Judge(fake_judge.url, fake_judge.model, cache_dir=tmp_path) as judge:
+        for row in rows:
+            judge.compare(str(row["prompt"]), str(row["response_A"]), str(row["response_B"]))
+    before = fake_judge.request_count
+    with Judge(fake_judge.url, fake_judge.model, cache_dir=tmp_path) as judge:
+        results = list(judge.compare_many(rows))
+    assert fake_judge.request_count == before  # same keys, structured output included
+    assert all(r.verdict is not None and r.verdict.cached for r in results)

@@ -7,8 +7,10 @@ the static checks still run.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -199,6 +201,18 @@ def driver(tmp_path: Path) -> Iterator[WebDriver]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        _end_browsers_using(tmp_path / "profile")
+
+
+def _end_browsers_using(profile: Path) -> None:
+    """End any Chromium process this test started (found by its private profile folder)."""
+    marker = f"--user-data-dir={profile}".encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 @needs_driver
