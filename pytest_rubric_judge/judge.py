@@ -251,7 +251,8 @@ class Judge:
                 cached = self._rubrics.get(memo_key)
             if cached is not None:
                 return cached
-            messages = prompts.rubric_messages(
+            messages = partial(
+                prompts.rubric_messages,
                 prompt,
                 reference=reference,
                 context_code=self._context_code,
@@ -426,15 +427,17 @@ class Judge:
         reference: str | None,
         sample: int = 0,
     ) -> tuple[SlotScores, CallInfo]:
-        messages = prompts.pass_messages(
-            prompt,
-            rubric,
-            slot_a,
-            slot_b,
-            reference=reference,
-            context_code=self._context_code,
-            response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
-        )
+        def messages() -> list[dict[str, str]]:
+            return prompts.pass_messages(
+                prompt,
+                rubric,
+                slot_a,
+                slot_b,
+                reference=reference,
+                context_code=self._context_code,
+                response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
+            )
+
         return self._call(
             partial(self._key_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
             messages,
@@ -448,14 +451,16 @@ class Judge:
     def _grade_pass(
         self, prompt: str, rubric: Rubric, response: str, reference: str | None, sample: int
     ) -> tuple[GradeAnswer, CallInfo]:
-        messages = prompts.grade_messages(
-            prompt,
-            rubric,
-            response,
-            reference=reference,
-            context_code=self._context_code,
-            response_code=prompts.new_code(prompt, response, reference or ""),
-        )
+        def messages() -> list[dict[str, str]]:
+            return prompts.grade_messages(
+                prompt,
+                rubric,
+                response,
+                reference=reference,
+                context_code=self._context_code,
+                response_code=prompts.new_code(prompt, response, reference or ""),
+            )
+
         return self._call(
             partial(self._key_fields, "grade", prompt, reference, rubric, response, None, sample),
             messages,
@@ -469,7 +474,7 @@ class Judge:
     def _call(
         self,
         fields_for: Callable[..., dict[str, object]],
-        messages: list[dict[str, str]],
+        messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
         *,
@@ -524,7 +529,7 @@ class Judge:
     def _call_once(
         self,
         fields: dict[str, object],
-        messages: list[dict[str, str]],
+        messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
         *,
@@ -561,7 +566,8 @@ class Judge:
             )
         started = time.perf_counter()
         try:
-            completion = self._complete(messages, seed, response_format)
+            request = messages()  # built only on a cache miss
+            completion = self._complete(request, seed, response_format)
             usage, retries, repaired = completion.usage, completion.retries, False
             try:
                 parsed = _parse_complete(parse, completion)
@@ -569,7 +575,7 @@ class Judge:
                 self.stats.add(repairs=1)
                 hint = render_error_hint(first, completion.finish_reason)
                 completion = self._complete(
-                    prompts.repair_messages(messages, completion.text, hint), seed, response_format
+                    prompts.repair_messages(request, completion.text, hint), seed, response_format
                 )
                 usage, retries, repaired = (
                     usage + completion.usage,

@@ -11,6 +11,7 @@ with `yaml.safe_load` only.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
@@ -37,6 +38,9 @@ from .models import (
 
 #: Longest judge answer accepted, in characters.
 MAX_ANSWER_CHARS = 100_000
+#: libyaml's safe loader when PyYAML was built with it (several times faster), else the
+#: pure-Python SafeLoader. Both build plain data only.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Deepest nesting of YAML collections accepted; a judge answer needs about four levels.
 MAX_DEPTH = 32
 #: Longest criterion name (the models' limit).
@@ -112,7 +116,7 @@ def _candidates(blocks: list[tuple[str, str]]) -> list[str]:
     return candidates or [body for _, body in blocks if body.strip()]
 
 
-def _yaml_error_message(error: yaml.YAMLError) -> str:
+def _yaml_error_message(error: yaml.YAMLError, document: str = "") -> str:
     """A one-line description of a YAML error, with its position and a hint when one helps."""
     if not isinstance(error, yaml.MarkedYAMLError):
         return f"answer is not valid YAML: {error}"
@@ -122,7 +126,10 @@ def _yaml_error_message(error: yaml.YAMLError) -> str:
     hint = ""
     if "mapping values are not allowed" in problem:
         hint = "; put text that contains ': ' in double quotes"
-    elif "'\\t'" in problem:
+    elif "'\\t'" in problem or (
+        # libyaml does not name the character; look at the line it points to
+        mark is not None and "\t" in (document.splitlines()[mark.line : mark.line + 1] or [""])[0]
+    ):
         hint = "; indent with spaces, not tabs"
     return f"answer is not valid YAML: {problem}{where} of the YAML block{hint}"
 
@@ -134,7 +141,7 @@ def _check_tokens(text: str) -> None:
     """
     depth = 0
     try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        for token in yaml.scan(text, Loader=_SAFE_LOADER):
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 line = token.start_mark.line + 1
                 raise ParseError(
@@ -151,7 +158,7 @@ def _check_tokens(text: str) -> None:
             elif isinstance(token, _CLOSING_TOKENS):
                 depth -= 1
     except yaml.YAMLError as error:
-        raise ParseError(_yaml_error_message(error)) from None
+        raise ParseError(_yaml_error_message(error, text)) from None
 
 
 def load_judge_yaml(text: str, *, max_chars: int = MAX_ANSWER_CHARS) -> object:
@@ -173,12 +180,22 @@ def load_judge_yaml(text: str, *, max_chars: int = MAX_ANSWER_CHARS) -> object:
 
 
 def _load_document(document: str) -> object:
-    """One extracted YAML document as plain data: tokens checked first, then safe_load."""
+    """One extracted YAML document as plain data: tokens checked first, then a safe load.
+
+    A JSON object (what a server constrained by a JSON Schema writes) is read with the
+    json module: JSON has no anchors or aliases, and it is much faster.
+    """
+    stripped = document.lstrip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except (ValueError, RecursionError):
+            pass  # not strict JSON: YAML's flow style may still read it
     _check_tokens(document)
     try:
-        return yaml.safe_load(document)
+        return yaml.load(document, Loader=_SAFE_LOADER)  # a SafeLoader: plain data only
     except yaml.YAMLError as error:
-        raise ParseError(_yaml_error_message(error)) from None
+        raise ParseError(_yaml_error_message(error, document)) from None
     except RecursionError:
         raise ParseError(
             "YAML is nested too deeply; answer in the shape the instructions give"

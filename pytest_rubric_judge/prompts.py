@@ -14,6 +14,7 @@ reference blocks use a code drawn once per `Judge`, so that they stay a shared p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -139,6 +140,7 @@ def _prompt_blocks(prompt: str, reference: str | None, code: str) -> tuple[str, 
     return prompt_block, "A reference answer:\n" + block("reference", code, reference) + "\n"
 
 
+@functools.lru_cache(maxsize=256)
 def rubric_yaml(rubric: Rubric) -> str:
     """The rubric as the judge sees it: YAML of name, description, weight and type."""
     return yaml.safe_dump(

@@ -8,6 +8,7 @@ name the rubric's criteria, and the label must be one of the four.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -43,6 +44,7 @@ def response_format(name: str, model: type[BaseModel]) -> dict[str, object]:
     }
 
 
+@functools.lru_cache(maxsize=64)
 def rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
     """Phase 1: `criteria`, a list of min..max criteria."""
     answer = create_model(
@@ -53,6 +55,7 @@ def rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
     return response_format("rubric", answer)
 
 
+@functools.lru_cache(maxsize=256)
 def pass_format(rubric: Rubric) -> dict[str, object]:
     """Phase 2: one score pair per rubric criterion, the overall justification, the label."""
     score = create_model(
@@ -74,6 +77,7 @@ def pass_format(rubric: Rubric) -> dict[str, object]:
     return response_format("pairwise_pass", answer)
 
 
+@functools.lru_cache(maxsize=256)
 def grade_format(rubric: Rubric) -> dict[str, object]:
     """Pointwise: one score per rubric criterion and the overall justification."""
     score = create_model(
