@@ -252,6 +252,8 @@ class Grade(_Model):
     response: str = ""
     judge_model: str = ""
     samples: tuple[Grade, ...] = ()
+    #: What `samples` holds when it is not empty: repeated "samples" or a panel's "judges".
+    combined: Literal["samples", "judges"] | None = None
 
     @property
     def raw(self) -> str:

@@ -102,7 +102,7 @@ class JudgePanel:
             )
             for judge in self.judges
         ]
-        return combine_grades([f.result() for f in futures])
+        return combine_grades([f.result() for f in futures], "judges")
 
     def stats_totals(self) -> dict[str, int]:
         totals: dict[str, int] = {}

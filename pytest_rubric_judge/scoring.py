@@ -346,7 +346,9 @@ def combine_panel(
     )
 
 
-def combine_grades(grades: Sequence[Grade]) -> Grade:
+def combine_grades(
+    grades: Sequence[Grade], combined: Literal["samples", "judges"] = "samples"
+) -> Grade:
     """Several gradings of one response: mean score, per-criterion median (binary: majority)."""
     first = grades[0]
     scores = []
@@ -371,5 +373,7 @@ def combine_grades(grades: Sequence[Grade]) -> Grade:
             "warnings": tuple(dict.fromkeys(w for g in grades for w in g.warnings)),
             "cached": all(g.cached for g in grades),
             "samples": tuple(grades),
+            "combined": combined,
+            "judge_model": ",".join(dict.fromkeys(g.judge_model for g in grades)),
         }
     )

@@ -302,3 +302,15 @@ def test_fleiss_kappa_against_hand_computation() -> None:
 def test_combine_panel_rejects_bad_strategy() -> None:
     with pytest.raises(ValueError):
         combine_panel([], "loudest")  # type: ignore[arg-type]
+
+
+def test_panel_grades_are_the_judges_mean(three_judges: list[FakeJudge]) -> None:
+    scores = {"judge-a": 5, "judge-b": 3, "judge-c": 1}
+    for server in three_judges:
+        server.policy = FixedPolicy("A=B", scores[server.model], 1, rubric=CRITERIA)
+    with JudgePanel([judge_for(s) for s in three_judges]) as panel:
+        grade = panel.grade("q", "an answer")
+    assert grade.combined == "judges" and len(grade.samples) == 3
+    assert grade.score == pytest.approx((1.0 + 0.5 + 0.0) / 3)
+    assert [s.score for s in grade.scores] == [3, 3]  # per-criterion median
+    assert grade.judge_model == "judge-a,judge-b,judge-c"

@@ -180,7 +180,7 @@ def grade_headline(grade: Grade) -> str:
     spread = ""
     if grade.samples:
         spread = (
-            f" (mean of {len(grade.samples)}: "
+            f" (mean of {len(grade.samples)} {grade.combined or 'samples'}: "
             + ", ".join(f"{g.score:.3f}" for g in grade.samples)
             + ")"
         )
@@ -272,7 +272,7 @@ def panel_kappa_line(verdicts: Sequence[Verdict]) -> str | None:
     """Fleiss' kappa over the run's panel comparisons, when panels of 3+ judges were used."""
     panels = [v for v in verdicts if len(v.panel) >= 3]
     sizes = {len(v.panel) for v in panels}
-    if not panels or len(sizes) != 1:
+    if len(panels) < 2 or len(sizes) != 1:  # agreement on one comparison says nothing
         return None
     kappa = fleiss_kappa([[m.preference for m in v.panel] for v in panels])
     if kappa is None:
