@@ -27,6 +27,10 @@ class CriterionAnswer(_Strict):
     type: Literal["scale", "binary"]
 
 
+#: The four labels as a type, held as Any: pydantic builds the enum from it at run time.
+_LABEL_TYPE: Any = Literal[LABELS]
+
+
 def _names(rubric: Rubric) -> Any:
     return Literal[tuple(rubric.names)]
 
@@ -72,7 +76,7 @@ def pass_format(rubric: Rubric) -> dict[str, object]:
         __base__=_Strict,
         scores=(list[score], Field(min_length=len(rubric.criteria))),  # type: ignore[valid-type]
         overall_justification=(str, ...),
-        preference=(Literal[LABELS], ...),
+        preference=(_LABEL_TYPE, ...),
     )
     return response_format("pairwise_pass", answer)
 
