@@ -45,17 +45,14 @@ from pydantic import BaseModel
 
 from . import prompts, schemas
 from .aio import AsyncChatClient
-from .cache import CacheEntry, cache_key
+from .cache import cache_key
 from .client import ChatClient, Completion, _is_loopback
 from .errors import (
-    CacheMissError,
     JudgeError,
-    JudgeNotConfiguredError,
-    JudgeOutputError,
     JudgeUnavailableError,
     ParseError,
 )
-from .judge import STRUCTURED_REJECTED, _parse_complete
+from .judge import STRUCTURED_REJECTED, _parse_complete, unreadable
 from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
 from .parsing import parse_pass, parse_rubric, render_error_hint
 from .scoring import build_verdict, combine_samples, orient
@@ -597,32 +594,15 @@ class _Runner:
         """
         judge = self.judge
         key = cache_key(fields)
-        if judge.cache.reads:
-            entry = judge.cache.get(key)
-            if entry is not None:
-                judge.stats.add(cache_hits=1)
-                info = CallInfo(
-                    raw=entry.raw,
-                    usage=entry.usage,
-                    latency_s=entry.latency_s,
-                    cached=True,
-                    model=entry.model,
-                )
-                return model_type.model_validate(entry.parsed), info
-            judge.stats.add(cache_misses=1)
-        if judge.cache.mode == "replay":
-            judge.stats.add(judge_errors=1)
-            raise CacheMissError(
-                f"replay mode has no cached judge answer for {what} with judge model "
-                f"{judge.model or '(none set)'!r}; run once with --judge-cache=rw against a "
-                "judge to record it, with the same --judge-model"
-            )
-        if judge.client is None or self._complete is None:
-            judge.stats.add(judge_errors=1)
-            raise JudgeNotConfiguredError(
-                f"no judge configured and no cached answer for {what}: set --judge-url and "
-                "--judge-model (or RUBRIC_JUDGE_BASE_URL and RUBRIC_JUDGE_MODEL)"
-            )
+        hit = judge._from_cache(
+            key,
+            model_type,
+            what=what,
+            can_ask=judge.client is not None and self._complete is not None,
+        )
+        if hit is not None:
+            return hit
+        assert self._complete is not None
         messages = build_messages()
         response_format = build_format() if build_format is not None else None
         started = time.perf_counter()
@@ -644,11 +624,7 @@ class _Runner:
                 try:
                     parsed = _parse_complete(parse, completion)
                 except ParseError as second:
-                    raise JudgeOutputError(
-                        f"the judge's answer for {what} could not be read after one repair "
-                        f"request: {render_error_hint(second, completion.finish_reason)}",
-                        raw=completion.text,
-                    ) from second
+                    raise unreadable(what, second, completion) from second
         except JudgeError:
             judge.stats.add(judge_errors=1)
             raise
@@ -661,20 +637,7 @@ class _Runner:
             retries=retries,
             model=completion.model,
         )
-        if judge.cache.writes:
-            judge.cache.put(
-                CacheEntry(
-                    key=key,
-                    fields=fields,
-                    raw=info.raw,
-                    parsed=parsed.model_dump(mode="json"),
-                    usage=info.usage,
-                    latency_s=info.latency_s,
-                    created_at=time.time(),
-                    model=info.model,
-                )
-            )
-        return parsed, info
+        return parsed, judge._store(key, fields, parsed, info)
 
 
 def _error_row(

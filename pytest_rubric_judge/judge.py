@@ -539,31 +539,9 @@ class Judge:
     ) -> tuple[ParsedT, CallInfo]:
         """One judge call through the cache, with one repair request on a parse error."""
         key = cache_key(fields)
-        if self.cache.reads:
-            entry = self.cache.get(key)
-            if entry is not None:
-                self.stats.add(cache_hits=1)
-                info = CallInfo(
-                    raw=entry.raw,
-                    usage=entry.usage,
-                    latency_s=entry.latency_s,
-                    cached=True,
-                    model=entry.model,
-                )
-                return model_type.model_validate(entry.parsed), info
-            self.stats.add(cache_misses=1)
-        if self.cache.mode == "replay":
-            self.stats.add(judge_errors=1)
-            raise CacheMissError(
-                f"replay mode has no cached judge answer for {what} with judge model "
-                f"{self.model or '(none set)'!r}; run once with --judge-cache=rw against a "
-                "judge to record it, with the same --judge-model"
-            )
-        if self.client is None:
-            self.stats.add(judge_errors=1)
-            raise JudgeNotConfiguredError(
-                f"no judge configured and no cached answer for {what}: {NOT_CONFIGURED_HINT}"
-            )
+        hit = self._from_cache(key, model_type, what=what, can_ask=self.client is not None)
+        if hit is not None:
+            return hit
         started = time.perf_counter()
         try:
             request = messages()  # built only on a cache miss
@@ -585,12 +563,7 @@ class Judge:
                 try:
                     parsed = _parse_complete(parse, completion)
                 except ParseError as second:
-                    raise JudgeOutputError(
-                        f"the judge's answer for {what} could not be read after one repair "
-                        f"request: {render_error_hint(second, completion.finish_reason)}; "
-                        f"its answer began {_excerpt(completion.text, RAW_EXCERPT)}",
-                        raw=completion.text,
-                    ) from second
+                    raise unreadable(what, second, completion) from second
         except JudgeError:
             self.stats.add(judge_errors=1)
             raise
@@ -603,6 +576,46 @@ class Judge:
             retries=retries,
             model=completion.model,
         )
+        return parsed, self._store(key, fields, parsed, info)
+
+    def _from_cache(
+        self, key: str, model_type: type[ParsedT], *, what: str, can_ask: bool
+    ) -> tuple[ParsedT, CallInfo] | None:
+        """The cached answer for `key`; None when the judge must be asked.
+
+        Raises when it cannot be: replay mode, or no judge to ask (`can_ask` false).
+        """
+        if self.cache.reads:
+            entry = self.cache.get(key)
+            if entry is not None:
+                self.stats.add(cache_hits=1)
+                info = CallInfo(
+                    raw=entry.raw,
+                    usage=entry.usage,
+                    latency_s=entry.latency_s,
+                    cached=True,
+                    model=entry.model,
+                )
+                return model_type.model_validate(entry.parsed), info
+            self.stats.add(cache_misses=1)
+        if self.cache.mode == "replay":
+            self.stats.add(judge_errors=1)
+            raise CacheMissError(
+                f"replay mode has no cached judge answer for {what} with judge model "
+                f"{self.model or '(none set)'!r}; run once with --judge-cache=rw against a "
+                "judge to record it, with the same --judge-model"
+            )
+        if not can_ask:
+            self.stats.add(judge_errors=1)
+            raise JudgeNotConfiguredError(
+                f"no judge configured and no cached answer for {what}: {NOT_CONFIGURED_HINT}"
+            )
+        return None
+
+    def _store(
+        self, key: str, fields: dict[str, object], parsed: BaseModel, info: CallInfo
+    ) -> CallInfo:
+        """Write a fresh answer to the cache (when the mode writes); returns `info`."""
         if self.cache.writes:
             self.cache.put(
                 CacheEntry(
@@ -616,7 +629,7 @@ class Judge:
                     model=info.model,
                 )
             )
-        return parsed, info
+        return info
 
     def _complete(
         self,
@@ -658,6 +671,16 @@ class Judge:
         from .batch import compare_many
 
         return compare_many(self, rows, concurrency=concurrency, **options)
+
+
+def unreadable(what: str, error: ParseError, completion: Completion) -> JudgeOutputError:
+    """The error for an answer still unreadable after the repair request, quoting its start."""
+    return JudgeOutputError(
+        f"the judge's answer for {what} could not be read after one repair request: "
+        f"{render_error_hint(error, completion.finish_reason)}; its answer began "
+        f"{_excerpt(completion.text, RAW_EXCERPT)}",
+        raw=completion.text,
+    )
 
 
 def _parse_complete(parse: Callable[[str], ParsedT], completion: Completion) -> ParsedT:

@@ -29,6 +29,7 @@ from ..judge import Judge
 from ..report.details import DetailsWriter, read_details, record_of, verdict_of, write_parquet
 from ..report.html import write_html
 from ..report.metrics import metrics_of, summary_rows
+from ..settings import non_negative_int, positive_int
 from ..stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Aggregator
 from . import options
 
@@ -37,26 +38,6 @@ METRICS = "metrics.json"
 
 
 # -- argument types ------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _level(text: str) -> float:
@@ -111,7 +92,7 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--level", type=_level, default=None, help="interval level (0.95)")
     group.add_argument(
         "--resamples",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help=f"bootstrap resamples ({DEFAULT_RESAMPLES}; 0 for none)",
     )
@@ -138,7 +119,7 @@ def register(subparsers: Any) -> None:
     compare.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
     compare.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"judge requests in flight ({DEFAULT_CONCURRENCY})",
@@ -175,7 +156,7 @@ def register(subparsers: Any) -> None:
     show = subparsers.add_parser("show", help="print one comparison of a compare run")
     show.add_argument("dir", metavar="DIR", help="the --out folder of a compare run")
     show.add_argument(
-        "--row", type=_non_negative_int, required=True, metavar="N", help="row index (from 0)"
+        "--row", type=non_negative_int, required=True, metavar="N", help="row index (from 0)"
     )
     show.set_defaults(func=run_show)
 
