@@ -158,6 +158,10 @@ def _check_tokens(text: str) -> None:
             elif isinstance(token, _CLOSING_TOKENS):
                 depth -= 1
     except yaml.YAMLError as error:
+        if "nesting depth" in str(error):  # libyaml's own depth limit, in newer releases
+            raise ParseError(
+                "YAML is nested too deeply; answer in the flat shape the instructions give"
+            ) from None
         raise ParseError(_yaml_error_message(error, text)) from None
 
 
