@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .client import (
+    _URL_HINT,
     RETRY_STATUSES,
     Completion,
     _content_text,
@@ -39,16 +40,17 @@ from .client import (
     _phrase,
     _redact_userinfo,
     _retry_after,
+    _secret_forms,
     _server_message,
     _usage,
+    _with_retries,
+    _Wording,
     normalize_base_url,
 )
 from .errors import JudgeUnavailableError
 
 __all__ = ["AsyncChatClient"]
 
-_URL_HINT = "Check --judge-url / RUBRIC_JUDGE_BASE_URL"
-_KEY_HINT = "check RUBRIC_JUDGE_API_KEY / OPENAI_API_KEY"
 #: Largest response body accepted, so a runaway server cannot exhaust memory.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 #: Largest header block accepted.
@@ -86,7 +88,7 @@ class _Connection:
             pass
 
 
-class AsyncChatClient:
+class AsyncChatClient(_Wording):
     """A retrying asyncio client for `POST {base_url}/chat/completions`.
 
     Use it from one event loop; `max_connections` bounds the open connections (a request
@@ -128,6 +130,7 @@ class AsyncChatClient:
         self.retry_after_max = retry_after_max
         self._api_key = api_key or None
         self._display_url = _redact_userinfo(self.base_url)
+        self._secrets = _secret_forms(self._api_key, "", "")
         self._random = random.Random()
         self._idle: deque[_Connection] = deque()
         self._slots: asyncio.Semaphore | None = None
@@ -191,14 +194,16 @@ class AsyncChatClient:
         data, retries = await self._request(payload, model)
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise _retried(self._bad_body("a body without `choices`", data), retries)
+            raise _with_retries(self._bad_body("a body without `choices`", data), retries)
         choice = choices[0]
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict) or "content" not in message:
-            raise _retried(self._bad_body("a choice without `message.content`", data), retries)
+            raise _with_retries(self._bad_body("a choice without `message.content`", data), retries)
         text = _content_text(message["content"])
         if text is None:
-            raise _retried(self._bad_body("a `message.content` that is not text", data), retries)
+            raise _with_retries(
+                self._bad_body("a `message.content` that is not text", data), retries
+            )
         finish = choice.get("finish_reason")
         answered_by = data.get("model")
         return Completion(
@@ -220,18 +225,18 @@ class AsyncChatClient:
                 response = await self._exchange(payload)
             except _TransportError as exc:
                 if last:
-                    raise _retried(self._transport_error(exc, attempts), attempt) from None
+                    raise _with_retries(self._transport_error(exc, attempts), attempt) from None
                 delay = self._backoff(attempt)
             else:
                 if 200 <= response.status < 300:
                     try:
                         return self._decode(response), attempt
                     except JudgeUnavailableError as error:
-                        raise _retried(error, attempt) from None
+                        raise _with_retries(error, attempt) from None
                 if response.status not in RETRY_STATUSES or last:
                     failure = self._status_error(response, attempt + 1, model)
                     failure.status = response.status
-                    raise _retried(failure, attempt)
+                    raise _with_retries(failure, attempt)
                 hinted = (
                     _retry_after(httpx.Headers(response.headers))
                     if response.status in (429, 503)
@@ -244,10 +249,6 @@ class AsyncChatClient:
                 )
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
-        return self._random.uniform(0.0, ceiling)
 
     async def _exchange(self, payload: bytes) -> _Response:
         """Send one request on a pooled connection and read the whole response."""
@@ -355,22 +356,10 @@ class AsyncChatClient:
             data = json.loads(response.body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             text = response.body[:200].decode("utf-8", "replace")
-            raise self._error(
-                f"judge at {self._display_url} answered HTTP {response.status} with a body "
-                f"that is not JSON ({_excerpt(text, 80)!r}); is it an OpenAI-compatible "
-                f"endpoint? {_URL_HINT}"
-            ) from None
+            raise self._not_json(response.status, text) from None
         if not isinstance(data, dict):
             raise self._bad_body("a JSON body that is not an object", data)
         return data
-
-    def _bad_body(self, what: str, data: object) -> JudgeUnavailableError:
-        detail = _server_message(data) if isinstance(data, dict) else None
-        said = f" (it said: {detail})" if detail else ""
-        return self._error(
-            f"judge at {self._display_url} answered with {what}{said}; is it an "
-            f"OpenAI-compatible chat-completions endpoint? {_URL_HINT}"
-        )
 
     def _transport_error(self, exc: _TransportError, attempts: int) -> JudgeUnavailableError:
         where = f"judge at {self._display_url}"
@@ -400,52 +389,19 @@ class AsyncChatClient:
     def _status_error(
         self, response: _Response, attempts: int, model: str
     ) -> JudgeUnavailableError:
-        status = response.status
-        reason = _phrase(httpx.Response(status))
-        where = f"judge at {self._display_url} answered HTTP {status} {reason}"
         try:
             said = _server_message(json.loads(response.body)) or ""
         except (json.JSONDecodeError, UnicodeDecodeError):
             said = response.body[:400].decode("utf-8", "replace")
-        said_part = f" ({_excerpt(said)})" if said.strip() else ""
-        if status in (401, 403):
-            message = f"{where}{said_part}: {_KEY_HINT}"
-        elif status == 404:
-            message = (
-                f"{where} for POST {self._display_url}/chat/completions{said_part}: check "
-                f"--judge-url (should end in /v1) and --judge-model (asked for {model!r})"
-            )
-        elif 300 <= status < 400:
-            location = response.headers.get("location", "?")
-            message = (
-                f"{where} redirecting to {_excerpt(location, 200)}: use the final URL as "
-                "--judge-url / RUBRIC_JUDGE_BASE_URL"
-            )
-        elif status in RETRY_STATUSES:
-            advice = (
-                "the server is rate limiting: lower --concurrency or try later"
-                if status == 429
-                else "the server is failing or overloaded: check its logs or try later"
-            )
-            message = f"{where} after {attempts} attempts{said_part}; {advice}"
-        else:
-            message = (
-                f"{where}{said_part}: the request was rejected; check --judge-model and the "
-                "judge's sampling options"
-            )
-        return self._error(message)
-
-    def _error(self, message: str) -> JudgeUnavailableError:
-        text = _one_line(message)
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return JudgeUnavailableError(text)
-
-
-def _retried(error: JudgeUnavailableError, retries: int) -> JudgeUnavailableError:
-    """The error, carrying the attempts made before it (for the judge's retry count)."""
-    error.retries = retries
-    return error
+        return self._status_message(
+            response.status,
+            _phrase(httpx.Response(response.status)),
+            said,
+            attempts=attempts,
+            request=f"POST {self._display_url}/chat/completions",
+            model=model,
+            location=response.headers.get("location", "?"),
+        )
 
 
 class _StaleConnection(Exception):

@@ -141,7 +141,94 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class ChatClient:
+class _Wording:
+    """Backoff and error wording shared by the sync and the async client.
+
+    A subclass sets `_display_url` (no credentials), `_secrets` (texts to mask),
+    `backoff_base`, `backoff_max` and `_random`.
+    """
+
+    _display_url: str
+    _secrets: tuple[str, ...]
+    backoff_base: float
+    backoff_max: float
+    _random: random.Random
+
+    def _backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(backoff_max, backoff_base * 2**attempt)]."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        return self._random.uniform(0.0, ceiling)
+
+    def _not_json(self, status: int, text: str) -> JudgeUnavailableError:
+        return self._error(
+            f"judge at {self._display_url} answered HTTP {status} with a body that is not "
+            f"JSON ({_excerpt(text, 80)!r}); is it an OpenAI-compatible endpoint? {_URL_HINT}"
+        )
+
+    def _bad_body(self, what: str, data: object) -> JudgeUnavailableError:
+        detail = _server_message(data) if isinstance(data, dict) else None
+        said = f" (it said: {detail})" if detail else ""
+        return self._error(
+            f"judge at {self._display_url} answered with {what}{said}; is it an "
+            f"OpenAI-compatible chat-completions endpoint? {_URL_HINT}"
+        )
+
+    def _status_message(
+        self,
+        status: int,
+        reason: str,
+        said: str,
+        *,
+        attempts: int,
+        request: str,
+        model: str | None,
+        location: str,
+    ) -> JudgeUnavailableError:
+        """The error for a final non-2xx answer, with the fix for its status."""
+        where = f"judge at {self._display_url} answered HTTP {status} {reason}"
+        said_part = f" ({_excerpt(said)})" if said.strip() else ""
+        if status in (401, 403):
+            message = f"{where}{said_part}: {_KEY_HINT}"
+        elif status == 404:
+            model_part = f" and --judge-model (asked for {model!r})" if model else ""
+            message = (
+                f"{where} for {request}{said_part}: check "
+                f"--judge-url (should end in /v1){model_part}"
+            )
+        elif 300 <= status < 400:
+            message = (
+                f"{where} redirecting to {_excerpt(location, 200)}: use the final URL as "
+                f"--judge-url / RUBRIC_JUDGE_BASE_URL"
+            )
+        elif status in RETRY_STATUSES:
+            advice = (
+                "the server is rate limiting: lower the concurrency or try later"
+                if status == 429
+                else "the server is failing or overloaded: check its logs or try later"
+            )
+            message = f"{where} after {attempts} attempts{said_part}; {advice}"
+        else:
+            message = (
+                f"{where}{said_part}: the request was rejected; check --judge-model and the "
+                "judge's sampling options"
+            )
+        error = self._error(message)
+        error.status = status
+        return error
+
+    def _error(self, message: str) -> JudgeUnavailableError:
+        """An error whose message is one printable line without any credential.
+
+        A server may echo what it received (the key, the URL's password, the Basic token)
+        or send terminal control characters; none of that reaches the message.
+        """
+        text = _printable(_one_line(message))
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return JudgeUnavailableError(text)
+
+
+class ChatClient(_Wording):
     """A pooled, retrying client for `POST {base_url}/chat/completions`.
 
     One instance is meant to be shared: `complete` may be called from many threads at once.
@@ -339,31 +426,14 @@ class ChatClient:
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(backoff_max, backoff_base * 2**attempt)]."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
-        return self._random.uniform(0.0, ceiling)
-
     def _decode(self, response: httpx.Response) -> dict[str, Any]:
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise self._error(
-                f"judge at {self._display_url} answered HTTP {response.status_code} with a "
-                f"body that is not JSON ({_excerpt(response.text, 80)!r}); is it an "
-                f"OpenAI-compatible endpoint? {_URL_HINT}"
-            ) from None
+            raise self._not_json(response.status_code, response.text) from None
         if not isinstance(data, dict):
             raise self._bad_body("a JSON body that is not an object", data)
         return data
-
-    def _bad_body(self, what: str, data: object) -> JudgeUnavailableError:
-        detail = _server_message(data) if isinstance(data, dict) else None
-        said = f" (it said: {detail})" if detail else ""
-        return self._error(
-            f"judge at {self._display_url} answered with {what}{said}; is it an "
-            f"OpenAI-compatible chat-completions endpoint? {_URL_HINT}"
-        )
 
     def _transport_error(self, exc: httpx.HTTPError, attempts: int) -> JudgeUnavailableError:
         where = f"judge at {self._display_url}"
@@ -408,50 +478,16 @@ class ChatClient:
         path: str,
         model: str | None,
     ) -> JudgeUnavailableError:
-        status = response.status_code
-        where = f"judge at {self._display_url} answered HTTP {status} {_phrase(response)}"
         said = _server_message(_json_or_none(response)) or _excerpt(response.text)
-        said_part = f" ({_excerpt(said)})" if said else ""
-        if status in (401, 403):
-            message = f"{where}{said_part}: {_KEY_HINT}"
-        elif status == 404:
-            model_part = f" and --judge-model (asked for {model!r})" if model else ""
-            message = (
-                f"{where} for {method} {self._display_url}{path}{said_part}: check "
-                f"--judge-url (should end in /v1){model_part}"
-            )
-        elif 300 <= status < 400:
-            location = response.headers.get("location", "?")
-            message = (
-                f"{where} redirecting to {_excerpt(location, 200)}: use the final URL as "
-                f"--judge-url / RUBRIC_JUDGE_BASE_URL"
-            )
-        elif status in RETRY_STATUSES:
-            advice = (
-                "the server is rate limiting: lower the concurrency or try later"
-                if status == 429
-                else "the server is failing or overloaded: check its logs or try later"
-            )
-            message = f"{where} after {attempts} attempts{said_part}; {advice}"
-        else:
-            message = (
-                f"{where}{said_part}: the request was rejected; check --judge-model and the "
-                "judge's sampling options"
-            )
-        error = self._error(message)
-        error.status = status
-        return error
-
-    def _error(self, message: str) -> JudgeUnavailableError:
-        """An error whose message is one printable line without any credential.
-
-        A server may echo what it received (the key, the URL's password, the Basic token)
-        or send terminal control characters; none of that reaches the message.
-        """
-        text = _printable(_one_line(message))
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return JudgeUnavailableError(text)
+        return self._status_message(
+            response.status_code,
+            _phrase(response),
+            said,
+            attempts=attempts,
+            request=f"{method} {self._display_url}{path}",
+            model=model,
+            location=response.headers.get("location", "?"),
+        )
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
