@@ -34,7 +34,6 @@ from .client import (
     _URL_HINT,
     RETRY_STATUSES,
     Completion,
-    _content_text,
     _excerpt,
     _one_line,
     _phrase,
@@ -42,7 +41,6 @@ from .client import (
     _retry_after,
     _secret_forms,
     _server_message,
-    _usage,
     _with_retries,
     _Wording,
     normalize_base_url,
@@ -192,28 +190,7 @@ class AsyncChatClient(_Wording):
         loop = asyncio.get_running_loop()
         started = loop.time()
         data, retries = await self._request(payload, model)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise _with_retries(self._bad_body("a body without `choices`", data), retries)
-        choice = choices[0]
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict) or "content" not in message:
-            raise _with_retries(self._bad_body("a choice without `message.content`", data), retries)
-        text = _content_text(message["content"])
-        if text is None:
-            raise _with_retries(
-                self._bad_body("a `message.content` that is not text", data), retries
-            )
-        finish = choice.get("finish_reason")
-        answered_by = data.get("model")
-        return Completion(
-            text=text,
-            usage=_usage(data.get("usage")),
-            finish_reason=finish if isinstance(finish, str) else None,
-            latency_s=loop.time() - started,
-            retries=retries,
-            model=answered_by if isinstance(answered_by, str) and answered_by else model,
-        )
+        return self._completion(data, retries, model, loop.time() - started)
 
     # -- requests ----------------------------------------------------------------------
 

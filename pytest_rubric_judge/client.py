@@ -216,6 +216,33 @@ class _Wording:
         error.status = status
         return error
 
+    def _completion(
+        self, data: dict[str, Any], retries: int, model: str, latency_s: float
+    ) -> Completion:
+        """The first choice of a chat-completions body; a malformed one is an error."""
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _with_retries(self._bad_body("a body without `choices`", data), retries)
+        choice = choices[0]
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict) or "content" not in message:
+            raise _with_retries(self._bad_body("a choice without `message.content`", data), retries)
+        text = _content_text(message["content"])
+        if text is None:
+            raise _with_retries(
+                self._bad_body("a `message.content` that is not text", data), retries
+            )
+        finish = choice.get("finish_reason")
+        answered_by = data.get("model")
+        return Completion(
+            text=text,
+            usage=_usage(data.get("usage")),
+            finish_reason=finish if isinstance(finish, str) else None,
+            latency_s=latency_s,
+            retries=retries,
+            model=answered_by if isinstance(answered_by, str) and answered_by else model,
+        )
+
     def _error(self, message: str) -> JudgeUnavailableError:
         """An error whose message is one printable line without any credential.
 
@@ -347,28 +374,7 @@ class ChatClient(_Wording):
         body.update({key: value for key, value in optional.items() if value is not None})
         started = time.perf_counter()
         data, retries = self._request("POST", "/chat/completions", body, model=model)
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise _with_retries(self._bad_body("a body without `choices`", data), retries)
-        choice = choices[0]
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict) or "content" not in message:
-            raise _with_retries(self._bad_body("a choice without `message.content`", data), retries)
-        text = _content_text(message["content"])
-        if text is None:
-            raise _with_retries(
-                self._bad_body("a `message.content` that is not text", data), retries
-            )
-        finish = choice.get("finish_reason")
-        answered_by = data.get("model")
-        return Completion(
-            text=text,
-            usage=_usage(data.get("usage")),
-            finish_reason=finish if isinstance(finish, str) else None,
-            latency_s=time.perf_counter() - started,
-            retries=retries,
-            model=answered_by if isinstance(answered_by, str) and answered_by else model,
-        )
+        return self._completion(data, retries, model, time.perf_counter() - started)
 
     def list_models(self) -> list[str]:
         """The model ids the server offers (`GET {base_url}/models`)."""
