@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from pytest_rubric_judge.testing import FakeJudge
+
+
+@pytest.fixture(autouse=True)
+def _clean_judge_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No judge configuration leaks in from the environment of whoever runs the tests."""
+    for name in list(os.environ):
+        if name.startswith(("RUBRIC_JUDGE_", "OPENAI_")):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ ANSWERS = {"capital": CAPITAL, "sky": "The sky is blue. GOOD"}
 def test_answer(judge_baseline, topic):
     judge_baseline.assert_not_worse(ANSWERS[topic], prompt=f"Tell me about the {topic}.")
 """
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -17,13 +16,6 @@ from pytest_rubric_judge.settings import DEFAULT_CACHE_DIR
 from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge
 
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 def entry(index: int, *, created_at: float | None = None, kind: str = "pass") -> CacheEntry:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -22,13 +21,6 @@ from pytest_rubric_judge.stats import Aggregator, wilson_interval
 from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge, FixedPolicy
 
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,6 @@ def test_new_is_better(judge):
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def good_wins(fake_judge: FakeJudge) -> FakeJudge:
     fake_judge.policy = ByResponsePolicy("GOOD")

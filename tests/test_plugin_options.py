@@ -22,13 +22,6 @@ def test_candidate(judge):
 """
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RUBRIC_JUDGE_", "OPENAI_")):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def servers() -> Iterator[list[FakeJudge]]:
     started = [FakeJudge(model=f"judge-{i}").start() for i in range(3)]

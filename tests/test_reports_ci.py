@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -27,13 +26,6 @@ HOSTILE = (
     "<script>alert(1)</script> | **bold** [link](javascript:alert(1)) @octocat #12 `tick`\n"
     "## heading\n- item ![img](http://x/y.png) & done"
 )
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -54,13 +53,6 @@ def echoing_policy(request: ParsedRequest) -> str:
 def fake() -> Iterator[FakeJudge]:
     with FakeJudge(echoing_policy) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("RUBRIC_JUDGE_", "OPENAI_")):
-            monkeypatch.delenv(name)
 
 
 def url_with_credentials(fake: FakeJudge) -> str:

@@ -9,7 +9,6 @@ Follow-up runs that check one more thing run with two workers only, to keep this
 from __future__ import annotations
 
 import json
-import os
 import re
 import xml.etree.ElementTree as ET
 
@@ -36,13 +35,6 @@ def test_prompt_set(judge, prompt, wins):
 """
 
 SUMMARY_SECTION = re.compile(r"^=+ rubric judge =+$", re.MULTILINE)
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("RUBRIC_JUDGE_") or name.startswith("OPENAI_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture
