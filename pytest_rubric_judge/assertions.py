@@ -9,7 +9,7 @@ Pointwise: `assert_meets_rubric` grades one response against the prompt's rubric
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
 from .context import Judgement, record, resolve_judge
@@ -52,8 +52,25 @@ def _message(reason: str, verdict: Verdict) -> str:
     return "\n".join(lines)
 
 
-def _finish(assertion: str, judge: AnyJudge, verdict: Verdict, failure: str | None) -> Verdict:
+def _pairwise(
+    assertion: str,
+    failure_of: Callable[[Verdict], str | None],
+    new: str,
+    baseline: str,
+    *,
+    prompt: str,
+    judge: AnyJudge | None,
+    criteria: CriteriaArg,
+    reference: str | None,
+    samples: int | None,
+) -> Verdict:
+    """Judge baseline (A) against new (B), record the judgement, raise when it fails."""
     __tracebackhide__ = True  # pytest shows the failing assertion, not this frame
+    judge = resolve_judge(judge)
+    verdict = judge.compare(
+        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
+    )
+    failure = failure_of(verdict)
     record(
         Judgement(
             verdict=verdict, assertion=assertion, passed=failure is None, names=NAMES, judge=judge
@@ -120,15 +137,16 @@ def assert_preferred(
     give a verdict. `judge` may be a `Judge` or a `JudgePanel`.
     """
     __tracebackhide__ = True
-    judge = resolve_judge(judge)
-    verdict = judge.compare(
-        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
-    )
-    return _finish(
+    return _pairwise(
         "assert_preferred",
-        judge,
-        verdict,
-        preferred_failure(verdict, min_margin, require_consistent),
+        lambda verdict: preferred_failure(verdict, min_margin, require_consistent),
+        new,
+        baseline,
+        prompt=prompt,
+        judge=judge,
+        criteria=criteria,
+        reference=reference,
+        samples=samples,
     )
 
 
@@ -151,15 +169,16 @@ def assert_not_worse(
     preference for the baseline is enough to fail.
     """
     __tracebackhide__ = True
-    judge = resolve_judge(judge)
-    verdict = judge.compare(
-        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
-    )
-    return _finish(
+    return _pairwise(
         "assert_not_worse",
-        judge,
-        verdict,
-        not_worse_failure(verdict, tolerance, require_consistent),
+        lambda verdict: not_worse_failure(verdict, tolerance, require_consistent),
+        new,
+        baseline,
+        prompt=prompt,
+        judge=judge,
+        criteria=criteria,
+        reference=reference,
+        samples=samples,
     )
 
 
