@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from dataclasses import dataclass
 import yaml
 
 from .models import Rubric
+from .parsing import _SAFE_LOADER
 
 PROTOCOL_VERSION = "1"
 #: Bump when any template text below changes; it is part of every cache key via `TEMPLATE_HASH`.
-TEMPLATE_VERSION = "2026-11-27.1"
+TEMPLATE_VERSION = "2026-11-28.1"
 
 Message = dict[str, str]
 
@@ -140,12 +142,49 @@ def _prompt_blocks(prompt: str, reference: str | None, code: str) -> tuple[str, 
     return prompt_block, "A reference answer:\n" + block("reference", code, reference) + "\n"
 
 
-@functools.lru_cache(maxsize=256)
+#: Characters JSON leaves raw that YAML reads as line breaks or refuses as non-printable.
+_YAML_UNSAFE_RE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+_YAML_NAMED = {"\x85": "\\N", "\u2028": "\\L", "\u2029": "\\P"}
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    char = match[0]
+    if char in _YAML_NAMED:
+        return _YAML_NAMED[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def yaml_quoted(text: str) -> str:
+    """`text` as a YAML double-quoted scalar on one line (a JSON string, which YAML reads)."""
+    return _YAML_UNSAFE_RE.sub(_yaml_escape, json.dumps(text, ensure_ascii=False))
+
+
+def yaml_float(value: float) -> str:
+    """A float as YAML 1.1 reads it back (an exponent needs a dot: 1.0e-07, not 1e-07)."""
+    text = repr(float(value))
+    if "e" in text and "." not in text:
+        text = text.replace("e", ".0e", 1)
+    return text
+
+
+@functools.lru_cache(maxsize=1024)
 def rubric_yaml(rubric: Rubric) -> str:
-    """The rubric as the judge sees it: YAML of name, description, weight and type."""
-    return yaml.safe_dump(
-        {"criteria": rubric.canonical()}, sort_keys=False, allow_unicode=True, width=100
-    )
+    """The rubric as the judge sees it: YAML of name, description, weight and type.
+
+    Written by hand, one line per field and every description double-quoted: the same
+    bytes on every machine (libyaml's and PyYAML's emitters fold and escape differently),
+    nothing in a description can change the structure, and it costs microseconds.
+    """
+    lines = ["criteria:"]
+    for criterion in rubric.criteria:
+        lines += (
+            f"- name: {criterion.name}",
+            f"  description: {yaml_quoted(criterion.description)}",
+            f"  weight: {yaml_float(criterion.weight)}",
+            f"  type: {criterion.type}",
+        )
+    return "\n".join(lines) + "\n"
 
 
 def rubric_messages(
@@ -282,7 +321,7 @@ def parse_request(messages: list[Message]) -> ParsedRequest:
         start = user.rfind(heading, 0, blocks[first_response][0])
         if start >= 0:
             body_start = start + len(heading)
-            loaded = yaml.safe_load(user[body_start : user.find("```", body_start)])
+            loaded = yaml.load(user[body_start : user.find("```", body_start)], _SAFE_LOADER)
             rubric = loaded if isinstance(loaded, dict) else None
 
     def text_of(tag: str) -> str | None:

@@ -31,10 +31,6 @@ class CriterionAnswer(_Strict):
 _LABEL_TYPE: Any = Literal[LABELS]
 
 
-def _names(rubric: Rubric) -> Any:
-    return Literal[tuple(rubric.names)]
-
-
 def _score_type() -> Any:
     # A scale score is an integer 1-5, a binary one a boolean; the rubric says which.
     return Annotated[int, Field(ge=SCALE_MIN, le=SCALE_MAX)] | bool
@@ -42,10 +38,7 @@ def _score_type() -> Any:
 
 def response_format(name: str, model: type[BaseModel]) -> dict[str, object]:
     """The `response_format` request field for `model`'s JSON Schema."""
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": name, "schema": model.model_json_schema(), "strict": True},
-    }
+    return _wrap(name, model.model_json_schema())
 
 
 @functools.lru_cache(maxsize=64)
@@ -59,42 +52,64 @@ def rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
     return response_format("rubric", answer)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.cache
+def _template(kind: Literal["pass", "grade"]) -> dict[str, object]:
+    """The schema of an answer whose criterion names may be any string, built once.
+
+    Narrowing it to a rubric (`_narrow`) adds the rubric's names and count: building
+    pydantic models per rubric costs milliseconds, this costs microseconds, and the two
+    give the same schema (tests/test_schemas.py checks it).
+    """
+    item_fields: dict[str, Any] = {"name": (str, ...)}
+    if kind == "pass":
+        item_fields.update(
+            score_A=(_score_type(), ...),
+            score_B=(_score_type(), ...),
+            justification_A=(str, ...),
+            justification_B=(str, ...),
+        )
+    else:
+        item_fields.update(score=(_score_type(), ...), justification=(str, ...))
+    item = create_model(
+        "CriterionScores" if kind == "pass" else "CriterionScore", __base__=_Strict, **item_fields
+    )
+    answer_fields: dict[str, Any] = {
+        "scores": (list[item], Field(min_length=1)),  # type: ignore[valid-type]
+        "overall_justification": (str, ...),
+    }
+    if kind == "pass":
+        answer_fields["preference"] = (_LABEL_TYPE, ...)
+    answer = create_model(
+        "PassAnswer" if kind == "pass" else "GradeAnswer", __base__=_Strict, **answer_fields
+    )
+    return answer.model_json_schema()
+
+
+def _narrow(kind: Literal["pass", "grade"], rubric: Rubric) -> dict[str, Any]:
+    """The template with the rubric's criterion names and count; shared parts not copied."""
+    template: dict[str, Any] = _template(kind)
+    ((item_name, item),) = template["$defs"].items()
+    properties = dict(item["properties"])
+    properties["name"] = {"enum": list(rubric.names), **properties["name"]}
+    scores = {**template["properties"]["scores"], "minItems": len(rubric.criteria)}
+    return {
+        **template,
+        "$defs": {item_name: {**item, "properties": properties}},
+        "properties": {**template["properties"], "scores": scores},
+    }
+
+
+def _wrap(name: str, schema: dict[str, Any]) -> dict[str, object]:
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+@functools.lru_cache(maxsize=1024)
 def pass_format(rubric: Rubric) -> dict[str, object]:
     """Phase 2: one score pair per rubric criterion, the overall justification, the label."""
-    score = create_model(
-        "CriterionScores",
-        __base__=_Strict,
-        name=(_names(rubric), ...),
-        score_A=(_score_type(), ...),
-        score_B=(_score_type(), ...),
-        justification_A=(str, ...),
-        justification_B=(str, ...),
-    )
-    answer = create_model(
-        "PassAnswer",
-        __base__=_Strict,
-        scores=(list[score], Field(min_length=len(rubric.criteria))),  # type: ignore[valid-type]
-        overall_justification=(str, ...),
-        preference=(_LABEL_TYPE, ...),
-    )
-    return response_format("pairwise_pass", answer)
+    return _wrap("pairwise_pass", _narrow("pass", rubric))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def grade_format(rubric: Rubric) -> dict[str, object]:
     """Pointwise: one score per rubric criterion and the overall justification."""
-    score = create_model(
-        "CriterionScore",
-        __base__=_Strict,
-        name=(_names(rubric), ...),
-        score=(_score_type(), ...),
-        justification=(str, ...),
-    )
-    answer = create_model(
-        "GradeAnswer",
-        __base__=_Strict,
-        scores=(list[score], Field(min_length=len(rubric.criteria))),  # type: ignore[valid-type]
-        overall_justification=(str, ...),
-    )
-    return response_format("pointwise_grade", answer)
+    return _wrap("pointwise_grade", _narrow("grade", rubric))

@@ -40,6 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -99,12 +100,23 @@ DEFAULT_CRITERIA: tuple[dict[str, object], ...] = (
 )
 
 
+#: Set by the fake judge while a policy answers a request that carries a JSON Schema: the
+#: answer helpers below then write bare JSON, as a server constrained by the schema does.
+_ANSWER_JSON: ContextVar[bool] = ContextVar("fake_judge_answer_json", default=False)
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _answer_text(data: Mapping[str, object], width: int = 1000) -> str:
+    """`data` as the judge's answer: fenced YAML, or JSON under a JSON Schema."""
+    if _ANSWER_JSON.get():
+        return json.dumps(data, ensure_ascii=False)
+    body = yaml.dump(data, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, width=width)
+    return f"```yaml\n{body}```"
+
+
 def rubric_yaml_answer(criteria: Sequence[Mapping[str, object]]) -> str:
     """A rubric answer in the protocol's shape: `criteria` in a fenced yaml block."""
-    body = yaml.safe_dump(
-        {"criteria": [dict(c) for c in criteria]}, sort_keys=False, allow_unicode=True, width=1000
-    )
-    return f"```yaml\n{body}```"
+    return _answer_text({"criteria": [dict(c) for c in criteria]})
 
 
 def grade_yaml_answer(
@@ -112,12 +124,8 @@ def grade_yaml_answer(
     overall: str = "Scored the response on every criterion of the rubric.",
 ) -> str:
     """A pointwise answer in the protocol's shape, fenced as a judge would write it."""
-    body = yaml.safe_dump(
-        {"scores": [dict(item) for item in scores], "overall_justification": overall},
-        sort_keys=False,
-        allow_unicode=True,
-    )
-    return f"```yaml\n{body}```"
+    data = {"scores": [dict(item) for item in scores], "overall_justification": overall}
+    return _answer_text(data, width=80)
 
 
 def pass_yaml_answer(
@@ -144,13 +152,9 @@ def pass_yaml_answer(
         ]
     else:
         items = [dict(item) for item in scores]
-    body = yaml.safe_dump(
-        {"scores": items, "overall_justification": overall, "preference": preference},
-        sort_keys=False,
-        allow_unicode=True,
-        width=1000,
+    return _answer_text(
+        {"scores": items, "overall_justification": overall, "preference": preference}
     )
-    return f"```yaml\n{body}```"
 
 
 def _request_criteria(request: ParsedRequest) -> list[tuple[str, str, float]]:
@@ -537,6 +541,11 @@ class FakeJudge:
     request first consumes a queued failure or fault (`fail`, `fault`), then a scripted
     answer (`script`), and only then asks the policy. The server stops itself after
     `max_lifetime` seconds so that a forgotten one cannot outlive a test run.
+
+    A request carrying a JSON Schema (`response_format` of type `json_schema`) gets bare
+    JSON from the answer helpers (`pass_yaml_answer` and the others), as a server that
+    constrains its output writes; `structured_answers=False` keeps fenced YAML for every
+    request. Scripted text is sent as it is.
     """
 
     #: How long a "hang" fault keeps the connection open without answering.
@@ -550,8 +559,10 @@ class FakeJudge:
         latency: float = 0.0,
         max_lifetime: float = 900.0,
         port: int = 0,
+        structured_answers: bool = True,
     ) -> None:
         self.policy: Policy = policy if policy is not None else HeuristicPolicy()
+        self.structured_answers = structured_answers
         self.model = model
         self.latency = latency
         self.max_lifetime = max_lifetime
@@ -771,7 +782,7 @@ class FakeJudge:
             del data["choices"]
             return _json_reply(200, data)
         try:
-            text = self._answer(parsed)
+            text = self._answer(parsed, structured=self._wants_json(body))
         except Exception as exc:
             log.exception("fake judge policy failed")
             return _error_reply(500, f"fake judge policy raised {exc!r}", "server_error")
@@ -780,12 +791,24 @@ class FakeJudge:
             return _json_reply(200, self._completion(serial, text, "length", prompt_chars))
         return _json_reply(200, self._completion(serial, text, "stop", prompt_chars))
 
-    def _answer(self, parsed: ParsedRequest) -> str:
+    def _wants_json(self, body: Mapping[str, Any]) -> bool:
+        response_format = body.get("response_format")
+        return (
+            self.structured_answers
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        )
+
+    def _answer(self, parsed: ParsedRequest, *, structured: bool = False) -> str:
         with self._lock:
             scripted = self._scripts.popleft() if self._scripts else None
-        if scripted is None:
-            return self.policy(parsed)
-        return scripted if isinstance(scripted, str) else scripted(parsed)
+        token = _ANSWER_JSON.set(structured)
+        try:
+            if scripted is None:
+                return self.policy(parsed)
+            return scripted if isinstance(scripted, str) else scripted(parsed)
+        finally:
+            _ANSWER_JSON.reset(token)
 
     @staticmethod
     def _failure(failure: _Failure) -> _Reply:

@@ -170,7 +170,8 @@ class BadFirst:
 
 @pytest.fixture
 def fake() -> Iterator[FakeJudge]:
-    with FakeJudge(GOOD_POLICY) as server:
+    # Free text with fenced YAML, as a judge writes without a schema constraining it.
+    with FakeJudge(GOOD_POLICY, structured_answers=False) as server:
         yield server
 
 

@@ -7,6 +7,7 @@ them the way it reads the Judge's.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -133,6 +134,28 @@ def test_heuristic_pass_scores_every_criterion_and_prefers_the_better(
     assert data["overall_justification"]
     parsed = parse_pass(text, RUBRIC)
     assert parsed.preference == "A>B"
+
+
+@pytest.mark.parametrize("honoured", [True, False])
+def test_a_request_with_a_json_schema_gets_bare_json(honoured: bool, http: httpx.Client) -> None:
+    """As a constrained server writes; with `structured_answers=False`, fenced YAML still."""
+    from pytest_rubric_judge import schemas
+
+    with FakeJudge(structured_answers=honoured) as fake:
+        body = {
+            "model": fake.model,
+            "messages": pass_request(GOOD, POOR),
+            "response_format": schemas.pass_format(RUBRIC),
+        }
+        text = http.post(f"{fake.url}/chat/completions", json=body).json()
+        text = text["choices"][0]["message"]["content"]
+        plain = answer(http, fake, pass_request(GOOD, POOR))  # no schema: YAML
+    if honoured:
+        assert json.loads(text) == last_block(plain)
+    else:
+        assert text == plain
+    assert plain.startswith("```yaml\n")
+    assert parse_pass(text, RUBRIC).preference == "A>B"
 
 
 def test_heuristic_verdict_is_order_invariant(fake_judge: FakeJudge, http: httpx.Client) -> None:

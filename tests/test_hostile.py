@@ -349,3 +349,31 @@ def test_hostile_judge_text_is_escaped_in_junit_xml_and_the_terminal(
     assert "]]><script>alert(1)</script>" in (failure.text or "") + failure.get("message", "")
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["judge_preference"] == "A>B" and props.get("x") is None
+
+
+@pytest.mark.parametrize("loader", [yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)])
+def test_any_criterion_description_reads_back_exactly_from_the_prompt(
+    loader: type[yaml.SafeLoader],
+) -> None:
+    """The rubric in the prompt is YAML written by hand; whatever a description holds (YAML
+    syntax, quotes, control and line-break characters, emoji), it stays one scalar."""
+    rng = random.Random(20261128)
+    alphabet = (
+        "abc xyz:#'\"-?&*!|>%@`{}[],\\\n\t\r\x00\x1b\x7f\x85\x9f\xa0é中😀\u2028\u2029\ufeff\ufffe"
+    )
+    weights = [0.5, 1, 1 / 3, 1e-7, -0.25, 2.0, 1e20]
+    for _ in range(300):
+        criteria = [{"name": "base", "description": "- not: [a list]", "weight": 1.0}]
+        criteria += [
+            {
+                "name": f"c{i}",
+                "description": "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))),
+                "weight": rng.choice(weights),
+                "type": rng.choice(["scale", "binary"]),
+            }
+            for i in range(rng.randint(1, 5))
+        ]
+        rubric = Rubric.of(criteria, source="user")
+        text = prompts.rubric_yaml(rubric)
+        assert yaml.load(text, Loader=loader) == {"criteria": rubric.canonical()}
+        assert text.count("\n") == 1 + 4 * len(rubric.criteria)  # one line per field

@@ -110,3 +110,74 @@ def test_json_answers_as_a_constrained_server_writes_them(fake_judge: FakeJudge)
         verdict = judge.compare("q", "a", "b", criteria=CRITERIA)
     assert verdict.preference == "B>A" and verdict.consistent
     assert verdict.weighted_b == pytest.approx(1.0)
+
+
+def _pydantic_pass_schema(names: list[str]) -> dict[str, object]:
+    """The pass schema built the slow way: pydantic models narrowed to these names."""
+    from typing import Literal
+
+    from pydantic import Field, create_model
+
+    from pytest_rubric_judge.schemas import _LABEL_TYPE, _score_type, _Strict
+
+    item = create_model(
+        "CriterionScores",
+        __base__=_Strict,
+        name=(Literal[tuple(names)], ...),
+        score_A=(_score_type(), ...),
+        score_B=(_score_type(), ...),
+        justification_A=(str, ...),
+        justification_B=(str, ...),
+    )
+    answer = create_model(
+        "PassAnswer",
+        __base__=_Strict,
+        scores=(list[item], Field(min_length=len(names))),  # type: ignore[valid-type]
+        overall_justification=(str, ...),
+        preference=(_LABEL_TYPE, ...),
+    )
+    return answer.model_json_schema()
+
+
+def _pydantic_grade_schema(names: list[str]) -> dict[str, object]:
+    from typing import Literal
+
+    from pydantic import Field, create_model
+
+    from pytest_rubric_judge.schemas import _score_type, _Strict
+
+    item = create_model(
+        "CriterionScore",
+        __base__=_Strict,
+        name=(Literal[tuple(names)], ...),
+        score=(_score_type(), ...),
+        justification=(str, ...),
+    )
+    answer = create_model(
+        "GradeAnswer",
+        __base__=_Strict,
+        scores=(list[item], Field(min_length=len(names))),  # type: ignore[valid-type]
+        overall_justification=(str, ...),
+    )
+    return answer.model_json_schema()
+
+
+@pytest.mark.parametrize("names", [["accuracy", "clarity"], ["accuracy", "completeness", "cites"]])
+def test_narrowed_schemas_equal_the_pydantic_models_of_the_rubric(names: list[str]) -> None:
+    from pytest_rubric_judge import schemas
+    from pytest_rubric_judge.models import Rubric
+
+    rubric = Rubric.of([{"name": n, "weight": 1} for n in names], source="user")
+    passed = schemas.pass_format(rubric)["json_schema"]
+    graded = schemas.grade_format(rubric)["json_schema"]
+    assert isinstance(passed, dict) and isinstance(graded, dict)
+    # Same content and the same bytes on the wire.
+    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_pass_schema(names))
+    assert json.dumps(graded["schema"]) == json.dumps(_pydantic_grade_schema(names))
+    # Narrowing one rubric leaves the shared template, and other rubrics' schemas, alone.
+    other = schemas.pass_format(Rubric.of([{"name": "zzz", "weight": 1}], source="user"))
+    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_pass_schema(names))
+    other_schema = other["json_schema"]["schema"]  # type: ignore[index]
+    assert other_schema["properties"]["scores"]["minItems"] == 1
+    # One criterion: an enum of one name (pydantic would write a const; both mean the same).
+    assert other_schema["$defs"]["CriterionScores"]["properties"]["name"]["enum"] == ["zzz"]
