@@ -4,7 +4,7 @@ Not part of the test suite. Each subcommand prints a Markdown table and writes J
 benchmarks/results/:
 
     python benchmarks/bench_compare.py throughput [--rows 2000] [--concurrency 1,8,32,128]
-        [--latency 0.1] [--servers 1] [--libyaml] [--rows-at-1 100]
+        [--latency 0.1] [--servers 1] [--rows-at-1 100]
     python benchmarks/bench_compare.py warm [--rows 100000] [--prompts 1000]
     python benchmarks/bench_compare.py tokens [--rows 200]
     python benchmarks/bench_compare.py deepeval [--rows 200] [--concurrency 20]
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,16 +58,39 @@ def free_port() -> int:
         return port
 
 
+class Servers:
+    """The fake judge's URL and processes (whose CPU time the benchmark reads)."""
+
+    def __init__(self, url: str, pids: list[int]) -> None:
+        self.url = url
+        self.pids = pids
+
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds the server processes have used so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
+    def request_count(self) -> int:
+        """Chat requests answered so far (by the first process; the benchmarks that count
+        requests run one)."""
+        base = self.url.rsplit("/v1", 1)[0]
+        with urllib.request.urlopen(f"{base}/bench/stats", timeout=10) as reply:
+            count: int = json.load(reply)["requests"]
+        return count
+
+
 @contextmanager
-def servers(
-    latency: float, count: int = 1, *, libyaml: bool = False, deepeval: bool = False
-) -> Iterator[str]:
-    """`count` fake judge processes sharing one port; yields the base URL."""
+def servers(latency: float, count: int = 1, *, deepeval: bool = False) -> Iterator[Servers]:
+    """`count` fake judge processes sharing one port."""
     port = free_port()
     command = [sys.executable, str(HERE / "fake_server.py"), "--port", str(port)]
-    command += ["--latency", str(latency), "--max-lifetime", "1800"]
-    command += ["--libyaml"] * libyaml + ["--deepeval"] * deepeval
-    processes = []
+    command += ["--latency", str(latency), "--max-lifetime", "1800", "--no-log"]
+    command += ["--deepeval"] * deepeval
+    processes: list[subprocess.Popen[str]] = []
     try:
         for _ in range(count):
             process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -75,7 +99,7 @@ def servers(
             line = process.stdout.readline()
             if not line.startswith("ready"):
                 raise RuntimeError(f"fake judge did not start: {line!r}")
-        yield f"http://127.0.0.1:{port}/v1"
+        yield Servers(f"http://127.0.0.1:{port}/v1", [p.pid for p in processes])
     finally:
         for process in processes:
             process.terminate()
@@ -110,21 +134,17 @@ def save(name: str, data: dict[str, Any]) -> None:
 
 
 def throughput(args: argparse.Namespace) -> None:
-    if args.libyaml:
-        sys.path.insert(0, str(HERE))
-        from fake_server import use_libyaml
-
-        use_libyaml()
     from pytest_rubric_judge.judge import Judge
 
     levels = [int(c) for c in args.concurrency.split(",")]
     results = []
-    with servers(args.latency, args.servers, libyaml=args.libyaml) as url:
+    with servers(args.latency, args.servers) as server:
         for concurrency in levels:
             count = args.rows_at_1 if concurrency == 1 and args.rows_at_1 else args.rows
             data = rows(count)
             with tempfile.TemporaryDirectory() as cache:
-                judge = Judge(url, MODEL, cache_dir=cache, max_retries=0)
+                judge = Judge(server.url, MODEL, cache_dir=cache, max_retries=0)
+                server_cpu = server.cpu_s()
                 cpu, started = time.process_time(), time.perf_counter()
                 done = errors = 0
                 for result in judge.compare_many(data, concurrency=concurrency):
@@ -132,6 +152,7 @@ def throughput(args: argparse.Namespace) -> None:
                     errors += not result.ok
                 wall = time.perf_counter() - started
                 cpu = time.process_time() - cpu
+                server_cpu = server.cpu_s() - server_cpu
                 requests = judge.stats.requests
                 judge.close()
             bound = requests * args.latency / concurrency
@@ -145,17 +166,18 @@ def throughput(args: argparse.Namespace) -> None:
                 "ratio": round(bound / wall, 3),
                 "requests_per_s": round(requests / wall, 1),
                 "client_cpu_ms_per_request": round(cpu / requests * 1000, 2),
+                "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
             }
             results.append(row)
             print(row, flush=True)
     print("\n| concurrency | comparisons | requests | wall s | bound s | ratio | req/s | "
-          "client CPU ms/req |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "client CPU ms/req | server CPU ms/req |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['concurrency']} | {r['comparisons']} | {r['requests']} | {r['wall_s']} | "
               f"{r['bound_s']} | {r['ratio']} | {r['requests_per_s']} | "
-              f"{r['client_cpu_ms_per_request']} |")  # fmt: skip
-    name = "throughput" + ("-libyaml" if args.libyaml else "") + f"-{args.servers}srv"
+              f"{r['client_cpu_ms_per_request']} | {r['server_cpu_ms_per_request']} |")  # fmt: skip
+    name = f"throughput-{args.servers}srv"
     save(name, {"latency_s": args.latency, "servers": args.servers, "results": results})
 
 
@@ -164,7 +186,7 @@ def throughput(args: argparse.Namespace) -> None:
 
 def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
     """Write every rubric and pass answer for the rows straight into the cache."""
-    from pytest_rubric_judge.cache import CacheEntry, cache_key
+    from pytest_rubric_judge.cache import CacheEntry
     from pytest_rubric_judge.cli import build_parser
     from pytest_rubric_judge.cli.options import judge_from_args
     from pytest_rubric_judge.models import CriterionScore, Rubric, SlotScores
@@ -180,18 +202,17 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
     rubric = Rubric.of(DEFAULT_CRITERIA, source="judge")
     started = time.perf_counter()
 
-    def put(fields: dict[str, object], parsed: dict[str, object]) -> None:
-        judge.cache.put(
-            CacheEntry(key=cache_key(fields), fields=fields, raw="(synthetic)", parsed=parsed)
-        )
+    def put(keyed: tuple[str, dict[str, object]], parsed: dict[str, object]) -> None:
+        key, fields = keyed
+        judge.cache.put(CacheEntry(key=key, fields=fields, raw="(synthetic)", parsed=parsed))
 
     seen: set[str] = set()
     for row in rows(count, prompts):
         prompt = row["prompt"]
         if prompt not in seen:
             seen.add(prompt)
-            fields = judge._key_fields("rubric", prompt, None, structured=structured)
-            put(fields, rubric.model_dump(mode="json"))
+            put(judge._keyed_fields("rubric", prompt, None, structured=structured),
+                rubric.model_dump(mode="json"))  # fmt: skip
         for slot_a, slot_b, label in (
             (row["response_A"], row["response_B"], "B>A"),
             (row["response_B"], row["response_A"], "A>B"),
@@ -206,10 +227,10 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
                 preference=label,  # type: ignore[arg-type]
                 overall_justification="The longer answer is more complete.",
             )  # fmt: skip
-            fields = judge._key_fields(
+            keyed = judge._keyed_fields(
                 "pass", prompt, None, rubric, slot_a, slot_b, structured=structured
             )
-            put(fields, answer.model_dump(mode="json"))
+            put(keyed, answer.model_dump(mode="json"))
     judge.close()
     return time.perf_counter() - started
 
@@ -284,8 +305,8 @@ def tokens(args: argparse.Namespace) -> None:
     from pytest_rubric_judge.judge import Judge
 
     data = rows(args.rows)
-    with servers(0.0) as url, tempfile.TemporaryDirectory() as cache:
-        judge = Judge(url, MODEL, cache_dir=cache)
+    with servers(0.0) as server, tempfile.TemporaryDirectory() as cache:
+        judge = Judge(server.url, MODEL, cache_dir=cache)
         for row in data:
             judge.rubric(row["prompt"])
         rubric_tokens = judge.stats.prompt_tokens + judge.stats.completion_tokens
@@ -359,14 +380,9 @@ def deepeval(args: argparse.Namespace) -> None:
     data = rows(args.rows)
     env = {**os.environ, "DEEPEVAL_TELEMETRY_OPT_OUT": "YES", "NO_PROXY": "127.0.0.1"}
     result: dict[str, Any] = {"comparisons_or_cases": args.rows, "latency_s": args.latency}
-    sys.path.insert(0, str(HERE))
-    from fake_server import DeepEvalAware
-
-    from pytest_rubric_judge.testing import FakeJudge
-
-    # DeepEval runs in its own process (the virtualenv's Python); the server here counts.
-    with FakeJudge(DeepEvalAware(), latency=args.latency) as fake:
-        url = fake.url
+    # Both run against the same kind of server process; DeepEval in the virtualenv's Python.
+    with servers(args.latency, deepeval=True) as server:
+        url = server.url
         started = time.perf_counter()
         ran = subprocess.run(
             [str(python), "-c", _DEEPEVAL, url, str(args.rows), str(args.concurrency)],
@@ -374,7 +390,7 @@ def deepeval(args: argparse.Namespace) -> None:
             cwd=tempfile.mkdtemp(prefix="deepeval-run-"),
         )  # fmt: skip
         wall = time.perf_counter() - started
-        requests = fake.request_count
+        requests = server.request_count()
         result["deepeval"] = {
             "exit": ran.returncode, "wall_s": round(wall, 2), "requests": requests,
             "requests_per_s": round(requests / wall, 1),
@@ -382,9 +398,9 @@ def deepeval(args: argparse.Namespace) -> None:
             "concurrency": args.concurrency, "stderr_tail": ran.stderr[-800:],
         }  # fmt: skip
         print("deepeval", result["deepeval"], flush=True)
-    with servers(args.latency) as url:
+    with servers(args.latency) as server:
         with tempfile.TemporaryDirectory() as cache:
-            judge = Judge(url, MODEL, cache_dir=cache)
+            judge = Judge(server.url, MODEL, cache_dir=cache)
             started = time.perf_counter()
             list(judge.compare_many(data, concurrency=args.concurrency))
             wall = time.perf_counter() - started
@@ -409,7 +425,6 @@ def main() -> int:
     t.add_argument("--concurrency", default="1,8,32,128")
     t.add_argument("--latency", type=float, default=0.1)
     t.add_argument("--servers", type=int, default=1)
-    t.add_argument("--libyaml", action="store_true")
     w = sub.add_parser("warm")
     w.add_argument("--rows", type=int, default=100_000)
     w.add_argument("--prompts", type=int, default=1000)

@@ -1,21 +1,26 @@
 """Run the project's fake judge in its own process for the benchmarks.
 
-    python benchmarks/fake_server.py --port 18500 --latency 0.1 [--libyaml] [--deepeval]
+    python benchmarks/fake_server.py --port 18500 --latency 0.1 [--deepeval] [--no-log]
 
-Several of these may share one port (`SO_REUSEPORT`; the kernel spreads connections
-between them), so the server can be given more than one process. `--libyaml` makes
-PyYAML's pure-Python SafeLoader/SafeDumper the libyaml ones in this process (the change
-proposed for `parsing.py`, `prompts.py` and `testing.py`). `--deepeval` answers requests
-that are not this project's (DeepEval's G-Eval prompts) with JSON that G-Eval reads.
+The answers are the fake judge's (`pytest_rubric_judge.testing.FakeJudge` and its
+heuristic policy: the same request parsing, policy and completion bodies as in the tests),
+served by a small asyncio HTTP/1.1 server instead of the test server's thread per
+connection: the latency is a timer, not a sleeping thread, so a hundred requests in flight
+cost the server no more CPU than one at a time. Several of these may share one port
+(`SO_REUSEPORT`; the kernel spreads connections between them). `--deepeval` answers
+requests that are not this project's (DeepEval's G-Eval prompts) with JSON that G-Eval
+reads. `--no-log` keeps no request log (the fake judge records every body by default).
+`GET /bench/stats` says how many chat requests this process has answered.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
+import socket
 import sys
-
-import yaml
 
 from pytest_rubric_judge import testing
 from pytest_rubric_judge.prompts import ParsedRequest
@@ -31,13 +36,7 @@ GEVAL_ANSWER = json.dumps(
     }
 )
 
-
-def use_libyaml() -> None:
-    """Route yaml.safe_load / safe_dump / scan(SafeLoader) through libyaml."""
-    if not getattr(yaml, "__with_libyaml__", False):
-        raise SystemExit("PyYAML was built without libyaml")
-    yaml.SafeLoader = yaml.CSafeLoader  # type: ignore[misc]
-    yaml.SafeDumper = yaml.CSafeDumper  # type: ignore[misc]
+_MAX_HEAD = 64 * 1024
 
 
 class DeepEvalAware:
@@ -52,30 +51,109 @@ class DeepEvalAware:
         return self.heuristic(request)
 
 
+class _NoLog(list):  # type: ignore[type-arg]
+    """A request log that keeps nothing (appends are dropped)."""
+
+    def append(self, item: object) -> None:
+        pass
+
+
+class _Connection(asyncio.Protocol):
+    """HTTP/1.1 keep-alive: requests answered in order, each after the fixed latency."""
+
+    def __init__(self, judge: testing.FakeJudge, latency: float) -> None:
+        self.judge = judge
+        self.latency = latency
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > _MAX_HEAD:
+                    self._close()
+                return
+            lines = self.buffer[:end].decode("latin-1").split("\r\n")
+            try:
+                method, target, _ = lines[0].split(" ", 2)
+            except ValueError:
+                self._close()
+                return
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
+            if target == "/bench/stats":
+                stats = {"requests": self.judge.request_count}
+                reply = testing._Reply(200, json.dumps(stats).encode())
+            else:
+                reply = self.judge._handle(method, target, headers, body)
+            head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
+            head += [f"Content-Length: {len(reply.payload)}"]
+            head += [f"{key}: {value}" for key, value in reply.headers.items()]
+            message = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.payload
+            delay = self.latency if method == "POST" else 0.0
+            self.loop.call_later(delay, self._send, message)
+
+    def _send(self, message: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(message)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def serve(judge: testing.FakeJudge, port: int, latency: float, lifetime: float) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Connection(judge, latency), sock=sock, backlog=1024)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"ready http://127.0.0.1:{port}/v1", flush=True)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=lifetime)
+    except TimeoutError:
+        pass
+    finally:
+        server.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--max-lifetime", type=float, default=1800.0)
-    parser.add_argument("--libyaml", action="store_true")
     parser.add_argument("--deepeval", action="store_true")
+    parser.add_argument("--no-log", action="store_true")
     args = parser.parse_args()
-    if args.libyaml:
-        use_libyaml()
-    testing._Server.allow_reuse_port = True  # type: ignore[attr-defined]
-    testing._Server.request_queue_size = 1024
     policy = DeepEvalAware() if args.deepeval else None
-    fake = testing.FakeJudge(
-        policy, latency=args.latency, max_lifetime=args.max_lifetime, port=args.port
-    )
-    fake.start()
-    print(f"ready {fake.url}", flush=True)
-    try:
-        fake.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
+    judge = testing.FakeJudge(policy)  # answers only: never started, no latency of its own
+    if args.no_log:
+        judge._log = _NoLog()  # type: ignore[assignment]
+    asyncio.run(serve(judge, args.port, args.latency, args.max_lifetime))
     return 0
 
 

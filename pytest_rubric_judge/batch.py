@@ -10,7 +10,8 @@ It is built for prompt sets of hundreds to hundreds of thousands of rows:
   rubric request, and recently used rubrics are kept in a bounded memo (the cache holds
   the rest).
 - Every judge call goes through the judge's cache first, so a run that was interrupted
-  resumes where it stopped: finished passes are not asked again.
+  resumes where it stopped: finished passes are not asked again. Answers are stored in
+  batches, one SQLite transaction each, at least every quarter second.
 - A row whose judge call fails (or that is malformed) becomes an error row carrying the
   error's type and message; the run goes on.
 
@@ -45,7 +46,6 @@ from pydantic import BaseModel
 
 from . import prompts, schemas
 from .aio import AsyncChatClient
-from .cache import cache_key
 from .client import ChatClient, Completion, _is_loopback
 from .errors import (
     JudgeError,
@@ -77,6 +77,9 @@ _Complete = Callable[[list[dict[str, str]], int | None, Format | None], Awaitabl
 DEFAULT_CONCURRENCY = 32
 #: Rubrics kept in memory by a batch (the cache holds every one).
 RUBRIC_MEMO_SIZE = 4096
+#: Answers stored per cache transaction, and the longest an answer waits to be stored.
+WRITE_BATCH = 64
+WRITE_DELAY_S = 0.25
 _PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
@@ -266,7 +269,9 @@ class _Runner:
 
     def _thread_main(self, rows: Iterable[RowInput]) -> None:
         try:
-            asyncio.run(self._run(rows))
+            # Answers are stored in batches, from this thread (see `_flush_often`).
+            with self.judge.cache.deferred_writes(WRITE_BATCH):
+                asyncio.run(self._run(rows))
         except asyncio.CancelledError:
             pass
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -306,6 +311,7 @@ class _Runner:
         if self.judge.client is not None:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.judge.model)
         tasks: set[asyncio.Task[None]] = set()
+        flusher = asyncio.create_task(self._flush_often())
         try:
             for index, row in enumerate(rows):
                 await self._slots.acquire()
@@ -315,6 +321,7 @@ class _Runner:
             while tasks:
                 await asyncio.wait(set(tasks))
         finally:
+            flusher.cancel()
             for task in tasks:
                 task.cancel()
             if tasks:
@@ -323,6 +330,13 @@ class _Runner:
                 await client.aclose()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _flush_often(self) -> None:
+        """Store waiting answers at least every `WRITE_DELAY_S`, so that a run killed
+        between batches loses at most that much of its judge work."""
+        while True:
+            await asyncio.sleep(WRITE_DELAY_S)
+            self.judge.cache.flush()
 
     def _async_completer(self, client: AsyncChatClient) -> _Complete:
         judge = self.judge
@@ -470,7 +484,7 @@ class _Runner:
     async def _make_rubric(self, prompt: str, reference: str | None) -> Rubric:
         judge = self.judge
         rubric, _ = await self._call(
-            partial(judge._key_fields, "rubric", prompt, reference),
+            partial(judge._keyed_fields, "rubric", prompt, reference),
             lambda: prompts.rubric_messages(
                 prompt,
                 reference=reference,
@@ -502,7 +516,7 @@ class _Runner:
     ) -> tuple[SlotScores, CallInfo]:
         judge = self.judge
         return await self._call(
-            partial(judge._key_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
+            partial(judge._keyed_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
             lambda: prompts.pass_messages(
                 prompt,
                 rubric,
@@ -531,7 +545,7 @@ class _Runner:
 
     async def _call(
         self,
-        fields_for: Callable[..., dict[str, object]],
+        fields_for: Callable[..., tuple[str, dict[str, object]]],
         build_messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
@@ -578,7 +592,7 @@ class _Runner:
 
     async def _call_once(
         self,
-        fields: dict[str, object],
+        keyed: tuple[str, dict[str, object]],
         build_messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
@@ -593,7 +607,7 @@ class _Runner:
         messages and the schema are built only when the cache cannot answer.
         """
         judge = self.judge
-        key = cache_key(fields)
+        key, fields = keyed
         hit = judge._from_cache(
             key,
             model_type,

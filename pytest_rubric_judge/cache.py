@@ -39,8 +39,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import diskcache  # type: ignore[import-untyped]  # diskcache ships no type information
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -165,7 +166,12 @@ def _sampling(sampling: Mapping[str, object]) -> dict[str, object]:
     return result
 
 
-def key_fields(
+def key_fields(**fields: Any) -> dict[str, object]:
+    """The key fields alone; see `keyed_fields` for the arguments."""
+    return keyed_fields(**fields)[1]
+
+
+def keyed_fields(
     *,
     kind: Literal["rubric", "pass", "grade"],
     protocol_version: str,
@@ -178,8 +184,10 @@ def key_fields(
     response_slot_a: str | None = None,
     response_slot_b: str | None = None,
     extra: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """Everything that shapes one judge call's answer, as plain JSON data (SPEC, "Cache keys").
+) -> tuple[str, dict[str, object]]:
+    """The cache key of one judge call and its fields: everything that shapes the answer,
+    as plain JSON data (SPEC, "Cache keys"). The key is `cache_key(fields)`, computed from
+    the same canonical text in one go.
 
     `sampling` holds temperature, max_tokens, top_p, seed and whether structured output
     is on. A rubric call never sees responses, so it takes no rubric or responses; a pass
@@ -187,7 +195,7 @@ def key_fields(
     `extra` holds fields added later (a sample index, rubric size limits); it appears
     under ``"extra"`` only when given, so existing keys stay valid.
 
-    The result is exactly what `json.loads(canonical_json(...))` gives back, so an entry
+    The fields are exactly what `json.loads(canonical_json(...))` gives back, so an entry
     read from disk hashes to the same key. Raises ValueError for a credential-looking
     parameter, a value JSON cannot hold, or a rubric/response that does not fit `kind`.
     """
@@ -229,7 +237,7 @@ def key_fields(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cache key fields must be finite JSON data: {exc}") from exc
     plain: dict[str, object] = json.loads(text)
-    return plain
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), plain
 
 
 # -- entries -------------------------------------------------------------------------
@@ -407,6 +415,10 @@ class JudgeCache:
         self._hits = 0
         self._misses = 0
         self._corrupt = 0
+        #: Entries written but not yet stored, while `deferred_writes` is on (else None).
+        self._pending: dict[str, CacheEntry] | None = None
+        self._pending_max = 0
+        self._pending_lock = threading.Lock()
         #: What was moved aside when a damaged cache file was found, one line each.
         self.recovered: list[str] = []
 
@@ -542,6 +554,12 @@ class JudgeCache:
         """
         if not self.reads:
             return None
+        if self._pending:
+            with self._pending_lock:
+                waiting = self._pending.get(key) if self._pending else None
+            if waiting is not None:
+                self._count(hit=True)
+                return waiting
         store = self._open(create=False)
         if store is None:
             self._count()
@@ -560,23 +578,74 @@ class JudgeCache:
         self._count(hit=True)
         return entry
 
-    def put(self, entry: CacheEntry) -> None:
+    def put(self, entry: CacheEntry, *, checked: bool = False) -> None:
         """Store `entry` under its key, replacing any earlier answer; no-op unless `writes`.
 
         Raises ValueError if `entry.key` is not the hash of `entry.fields` (it could never
         be found again), and TimeoutError if another process holds the lock too long.
+        `checked=True` skips that check, for a key just computed from the fields
+        (`keyed_fields`). Under `deferred_writes` the entry is stored with the next batch.
         """
         if not self.writes:
             return
-        if not entry.is_consistent():
+        if not checked and not entry.is_consistent():
             raise ValueError(
                 f"cache entry key {entry.key} is not the hash of its fields; build it with "
                 "cache_key(fields) or CacheEntry.for_fields"
             )
+        with self._pending_lock:
+            pending = self._pending
+            if pending is not None:
+                pending[entry.key] = entry
+        if pending is None:
+            self._write([entry])
+        elif len(pending) >= self._pending_max:
+            self.flush()
+
+    @contextmanager
+    def deferred_writes(self, max_entries: int = 64) -> Iterator[None]:
+        """Store written entries in batches of `max_entries`, one transaction each.
+
+        A batch run writes hundreds of answers a second; one SQLite transaction per answer
+        costs more CPU than the rest of the bookkeeping. Inside this block `put` keeps
+        entries in memory (where `get` finds them too) until `max_entries` are waiting or
+        `flush()` is called; leaving the block stores the rest, also on an exception. A
+        process killed inside the block loses the answers not yet flushed (they are asked
+        again next run), never an entry already stored. Any thread may `put` and `flush`;
+        inside a block that is already on, this one changes nothing.
+        """
+        with self._pending_lock:
+            nested = self._pending is not None
+            if not nested:
+                self._pending, self._pending_max = {}, max(1, max_entries)
+        if nested:
+            yield
+            return
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                with self._pending_lock:
+                    self._pending = None
+
+    def flush(self) -> None:
+        """Store the entries `deferred_writes` holds, in one transaction; no-op without."""
+        with self._pending_lock:
+            if not self._pending:
+                return
+            entries = list(self._pending.values())
+            self._pending.clear()
+        self._write(entries)
+
+    def _write(self, entries: list[CacheEntry]) -> None:
         store = self._open(create=True)
         assert store is not None  # a writing mode always has a directory
         try:
-            store.set(entry.key, entry.model_dump_json(), retry=False)
+            with store.transact(retry=False):
+                for entry in entries:
+                    store.set(entry.key, entry.model_dump_json(), retry=False)
         except diskcache.Timeout as exc:
             raise TimeoutError(f"judge cache at {self.directory} stayed locked") from exc
         except sqlite3.DatabaseError as exc:

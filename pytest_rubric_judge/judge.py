@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from . import prompts, schemas
-from .cache import CacheEntry, CacheMode, JudgeCache, cache_key, key_fields
+from .cache import CacheEntry, CacheMode, JudgeCache, keyed_fields
 from .client import ChatClient, Completion, _redact_userinfo
 from .endpoints import MultiClient, split_urls
 from .errors import (
@@ -260,7 +260,7 @@ class Judge:
                 max_criteria=self.max_criteria,
             )
             rubric, _ = self._call(
-                partial(self._key_fields, "rubric", prompt, reference),
+                partial(self._keyed_fields, "rubric", prompt, reference),
                 messages,
                 lambda text: parse_rubric(
                     text, min_criteria=self.min_criteria, max_criteria=self.max_criteria
@@ -381,7 +381,7 @@ class Judge:
                     f"{self.max_input_chars:,}; shorten it or raise --judge-max-input-chars"
                 )
 
-    def _key_fields(
+    def _keyed_fields(
         self,
         kind: Literal["rubric", "pass", "grade"],
         prompt: str,
@@ -391,14 +391,15 @@ class Judge:
         slot_b: str | None = None,
         sample: int = 0,
         structured: bool = False,
-    ) -> dict[str, object]:
+    ) -> tuple[str, dict[str, object]]:
+        """The cache key and key fields of one judge call (`cache.keyed_fields`)."""
         extra: dict[str, object] = {}
         if kind == "rubric":
             # The rubric template asks for this many criteria, so it shapes the answer.
             extra["criteria_count"] = [self.min_criteria, self.max_criteria]
         if sample:
             extra["sample"] = sample
-        return key_fields(
+        return keyed_fields(
             kind=kind,
             protocol_version=prompts.PROTOCOL_VERSION,
             template_hash=(
@@ -439,7 +440,7 @@ class Judge:
             )
 
         return self._call(
-            partial(self._key_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
+            partial(self._keyed_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
             messages,
             lambda text: parse_pass(text, rubric),
             SlotScores,
@@ -462,7 +463,7 @@ class Judge:
             )
 
         return self._call(
-            partial(self._key_fields, "grade", prompt, reference, rubric, response, None, sample),
+            partial(self._keyed_fields, "grade", prompt, reference, rubric, response, None, sample),
             messages,
             lambda text: parse_grade(text, rubric),
             GradeAnswer,
@@ -473,7 +474,7 @@ class Judge:
 
     def _call(
         self,
-        fields_for: Callable[..., dict[str, object]],
+        fields_for: Callable[..., tuple[str, dict[str, object]]],
         messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
@@ -528,7 +529,7 @@ class Judge:
 
     def _call_once(
         self,
-        fields: dict[str, object],
+        keyed: tuple[str, dict[str, object]],
         messages: Callable[[], list[dict[str, str]]],
         parse: Callable[[str], ParsedT],
         model_type: type[ParsedT],
@@ -538,7 +539,7 @@ class Judge:
         response_format: dict[str, object] | None,
     ) -> tuple[ParsedT, CallInfo]:
         """One judge call through the cache, with one repair request on a parse error."""
-        key = cache_key(fields)
+        key, fields = keyed
         hit = self._from_cache(key, model_type, what=what, can_ask=self.client is not None)
         if hit is not None:
             return hit
@@ -627,7 +628,8 @@ class Judge:
                     latency_s=info.latency_s,
                     created_at=time.time(),
                     model=info.model,
-                )
+                ),
+                checked=True,  # the key was computed from these fields (keyed_fields)
             )
         return info
 

@@ -11,6 +11,7 @@ with `yaml.safe_load` only.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -238,7 +239,15 @@ def _kind(value: object) -> str:
 
 def _key(key: object) -> str:
     """A mapping key compared case-insensitively, with spaces or hyphens read as '_'."""
-    return re.sub(r"[\s\-]+", "_", str(key).strip().lower())
+    return _normal_key(key if isinstance(key, str) else str(key))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normal_key(key: str) -> str:  # the same few keys come in every answer
+    return _KEY_SEPARATORS_RE.sub("_", key.strip().lower())
+
+
+_KEY_SEPARATORS_RE = re.compile(r"[\s\-]+")
 
 
 def _keyed(mapping: Mapping[object, object], where: str) -> dict[str, object]:
@@ -287,6 +296,7 @@ def _validation_message(error: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def snake_name(name: str) -> str | None:
     """`name` as a snake_case criterion name, or None when it cannot be one.
 

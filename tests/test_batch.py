@@ -110,6 +110,51 @@ def test_interrupted_run_resumes_from_the_cache(fake_judge: FakeJudge, tmp_path:
     assert all(r.verdict is not None and r.verdict.cached for r in again)
 
 
+_KILLED_RUN = """
+import sys
+from pytest_rubric_judge.judge import Judge
+url, cache, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = [{"id": f"r{i}", "prompt": f"Capital of France? ({i})", "response_A": "Paris.",
+         "response_B": f"Paris, on the Seine ({i})."} for i in range(count)]
+judge = Judge(url, "fake-judge", cache_dir=cache)
+for result in judge.compare_many(rows, concurrency=4):
+    print(result.id, flush=True)
+"""
+
+
+def test_a_killed_run_keeps_every_answer_older_than_the_write_delay(tmp_path: Path) -> None:
+    """Answers are stored in batches; SIGKILL loses at most the last `WRITE_DELAY_S`."""
+    import signal
+    import subprocess
+    import sys
+
+    from pytest_rubric_judge.batch import WRITE_DELAY_S
+
+    # Slow enough that fewer answers than a batch (64) arrive: only the timer stores them.
+    with FakeJudge(latency=0.1) as fake:
+        run = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_RUN, fake.url, str(tmp_path), "400"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert run.stdout is not None
+        finished = [run.stdout.readline().strip() for _ in range(6)]
+        time.sleep(2 * WRITE_DELAY_S)
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+    assert run.returncode == -signal.SIGKILL
+    rows = [
+        {"id": f"r{i}", "prompt": f"Capital of France? ({i})", "response_A": "Paris.",
+         "response_B": f"Paris, on the Seine ({i})."}
+        for i in range(400)
+    ]  # fmt: skip
+    # No judge at all: only what the killed run stored can answer.
+    with Judge(None, "fake-judge", cache_dir=tmp_path, cache_mode="replay") as judge:
+        replayed = {r.id: r for r in judge.compare_many(rows, concurrency=8)}
+    assert all(replayed[row_id].ok for row_id in finished), finished
+    assert sum(r.ok for r in replayed.values()) < 400  # the run was killed part way
+
+
 def test_thread_transport_gives_the_same_verdicts(fake_judge: FakeJudge) -> None:
     rows = _rows(6, prompts=3)
     with Judge(fake_judge.url, fake_judge.model) as judge:

@@ -26,6 +26,7 @@ from pytest_rubric_judge.cache import (
     cache_key,
     canonical_json,
     key_fields,
+    keyed_fields,
     validate_mode,
 )
 from pytest_rubric_judge.models import Usage
@@ -113,6 +114,12 @@ def test_golden_key_is_sha256_of_hand_written_canonical_json() -> None:
     assert canonical_json(fields) == GOLDEN_JSON
     assert hashlib.sha256(GOLDEN_JSON.encode("utf-8")).hexdigest() == GOLDEN_KEY
     assert cache_key(fields) == GOLDEN_KEY
+
+
+def test_keyed_fields_gives_the_key_of_its_fields() -> None:
+    key, fields = keyed_fields(**pass_kwargs())
+    assert fields == key_fields(**pass_kwargs())
+    assert key == cache_key(fields)
 
 
 def test_key_ignores_dict_order() -> None:
@@ -582,3 +589,52 @@ def test_a_file_where_the_directory_should_be_raises(tmp_path: Path) -> None:
         JudgeCache(path).put(make_entry())
     with pytest.raises(CacheCorruptError):
         JudgeCache(path, "replay").get(make_entry().key)
+
+
+# -- deferred writes -----------------------------------------------------------------
+
+
+def test_deferred_writes_are_found_at_once_and_stored_in_batches(tmp_path: Path) -> None:
+    writer, reader = JudgeCache(tmp_path), JudgeCache(tmp_path)
+    entries = [make_entry(i) for i in range(7)]
+    with writer.deferred_writes(max_entries=3):
+        for entry in entries[:2]:
+            writer.put(entry)
+        # Waiting in memory: this cache serves them, another process would not see them yet.
+        assert writer.get(entries[0].key) == entries[0]
+        assert reader.get(entries[0].key) is None
+        writer.put(entries[2])  # the third fills a batch: stored in one transaction
+        assert [reader.get(e.key) for e in entries[:3]] == entries[:3]
+        writer.put(entries[3])
+        writer.flush()
+        assert reader.get(entries[3].key) == entries[3]
+        for entry in entries[4:6]:
+            writer.put(entry)
+        assert reader.get(entries[5].key) is None
+        writer.put(entries[6])
+        assert reader.get(entries[6].key) == entries[6]
+    # Leaving the block stores the rest; later puts are written at once.
+    assert [reader.get(e.key) for e in entries] == entries
+    late = make_entry(99)
+    writer.put(late)
+    assert reader.get(late.key) == late
+
+
+def test_deferred_writes_are_stored_when_the_block_raises(tmp_path: Path) -> None:
+    cache = JudgeCache(tmp_path)
+    entry = make_entry(1)
+    with pytest.raises(KeyError), cache.deferred_writes():
+        cache.put(entry)
+        raise KeyError("stop")
+    assert JudgeCache(tmp_path).get(entry.key) == entry
+
+
+def test_a_put_still_checks_the_key_unless_told_it_was_just_computed(tmp_path: Path) -> None:
+    cache = JudgeCache(tmp_path)
+    entry = make_entry(1)
+    forged = entry.model_copy(update={"key": make_entry(2).key})
+    with pytest.raises(ValueError, match="not the hash of its fields"):
+        cache.put(forged)
+    with cache.deferred_writes(), pytest.raises(ValueError, match="not the hash"):
+        cache.put(forged)
+    assert len(cache) == 0
