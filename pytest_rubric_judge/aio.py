@@ -24,8 +24,9 @@ import json
 import random
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,6 +47,8 @@ from .client import (
     normalize_base_url,
 )
 from .errors import JudgeUnavailableError
+
+T = TypeVar("T")
 
 __all__ = ["AsyncChatClient"]
 
@@ -134,6 +137,9 @@ class AsyncChatClient(_Wording):
         self._slots: asyncio.Semaphore | None = None
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self._tls else None
         self._closed = False
+        #: JSON text of recently sent response formats, by identity (each rubric's schema
+        #: is one object, sent with every pass on its prompt).
+        self._format_json: dict[int, tuple[object, str]] = {}
         head = [
             f"POST {self._path}/chat/completions HTTP/1.1",
             f"Host: {self._host_header}",
@@ -183,14 +189,26 @@ class AsyncChatClient(_Wording):
             "max_tokens": max_tokens,
             "top_p": top_p,
             "seed": seed,
-            "response_format": response_format,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        text = json.dumps(body, ensure_ascii=False)
+        if response_format is not None:
+            text = f'{text[:-1]}, "response_format": {self._format_text(response_format)}}}'
+        payload = text.encode("utf-8")
         loop = asyncio.get_running_loop()
         started = loop.time()
         data, retries = await self._request(payload, model)
         return self._completion(data, retries, model, loop.time() - started)
+
+    def _format_text(self, response_format: dict[str, object]) -> str:
+        known = self._format_json.get(id(response_format))
+        if known is not None and known[0] is response_format:
+            return known[1]
+        if len(self._format_json) >= 256:
+            self._format_json.clear()
+        text = json.dumps(response_format, ensure_ascii=False)
+        self._format_json[id(response_format)] = (response_format, text)
+        return text
 
     # -- requests ----------------------------------------------------------------------
 
@@ -239,9 +257,7 @@ class AsyncChatClient(_Wording):
                 reused = bool(self._idle)
                 connection = self._idle.pop() if reused else await self._connect()
                 try:
-                    response = await asyncio.wait_for(
-                        self._roundtrip(connection, request), self.timeout
-                    )
+                    response = await _within(self._roundtrip(connection, request), self.timeout)
                 except asyncio.TimeoutError:
                     connection.close()
                     raise _TransportError("timeout", timeout=True) from None
@@ -379,6 +395,18 @@ class AsyncChatClient(_Wording):
             model=model,
             location=response.headers.get("location", "?"),
         )
+
+
+async def _within(work: Awaitable[T], seconds: float) -> T:
+    """`work`, or asyncio.TimeoutError after `seconds`; without `wait_for`'s extra task
+    per call where the running Python has `asyncio.timeout` (3.11+)."""
+    if _TIMEOUT is None:
+        return await asyncio.wait_for(work, seconds)
+    async with _TIMEOUT(seconds):
+        return await work
+
+
+_TIMEOUT = getattr(asyncio, "timeout", None)
 
 
 class _StaleConnection(Exception):

@@ -218,7 +218,11 @@ class _Runner:
         self._results: queue.SimpleQueue[RowResult | _Done | BaseException] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
-        self._slots: asyncio.Semaphore | None = None
+        #: Results the consumer has taken (written by the consumer's thread only).
+        self._taken = 0
+        #: Set while the loop waits for the consumer to make room in the window.
+        self._waiting = False
+        self._room: asyncio.Event | None = None
         self._stopping = threading.Event()
         self._started = threading.Event()
         self._memo: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
@@ -241,17 +245,21 @@ class _Runner:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                self._release_slot()
+                self._taken += 1
+                if self._waiting:
+                    self._wake()
                 yield item
         finally:
             self._stop()
             thread.join()
 
-    def _release_slot(self) -> None:
-        loop, slots = self._loop, self._slots
-        if loop is not None and slots is not None:
+    def _wake(self) -> None:
+        """Tell the loop there is room again: only when it waits, since every call from
+        this thread wakes the loop through its self-pipe."""
+        loop, room = self._loop, self._room
+        if loop is not None and room is not None:
             try:
-                loop.call_soon_threadsafe(slots.release)
+                loop.call_soon_threadsafe(room.set)
             except RuntimeError:  # the loop has already finished
                 pass
 
@@ -283,7 +291,7 @@ class _Runner:
     async def _run(self, rows: Iterable[RowInput]) -> None:
         self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        self._slots = asyncio.Semaphore(self.window)
+        self._room = asyncio.Event()
         self._requests = asyncio.Semaphore(self.concurrency)
         self._started.set()
         if self._stopping.is_set():
@@ -303,7 +311,9 @@ class _Runner:
                     max_connections=self.concurrency,
                 )
                 owns_client = True
-            self._complete = self._async_completer(client)
+            # A client of our own opens at most `concurrency` connections: that bounds the
+            # requests in flight, and the runner's semaphore would only repeat it.
+            self._complete = self._async_completer(client, bounded=owns_client)
         else:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge-io")
             self._complete = self._thread_completer(pool)
@@ -314,7 +324,7 @@ class _Runner:
         flusher = asyncio.create_task(self._flush_often())
         try:
             for index, row in enumerate(rows):
-                await self._slots.acquire()
+                await self._window_room(index)
                 task = asyncio.create_task(self._one(index, row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
@@ -331,6 +341,17 @@ class _Runner:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
+    async def _window_room(self, started: int) -> None:
+        """Wait until fewer than `window` started rows are left for the consumer to take."""
+        assert self._room is not None
+        while started - self._taken >= self.window:
+            self._waiting = True
+            self._room.clear()
+            if started - self._taken < self.window:  # taken meanwhile: no wake-up coming
+                break
+            await self._room.wait()
+        self._waiting = False
+
     async def _flush_often(self) -> None:
         """Store waiting answers at least every `WRITE_DELAY_S`, so that a run killed
         between batches loses at most that much of its judge work."""
@@ -338,36 +359,45 @@ class _Runner:
             await asyncio.sleep(WRITE_DELAY_S)
             self.judge.cache.flush()
 
-    def _async_completer(self, client: AsyncChatClient) -> _Complete:
+    def _async_completer(self, client: AsyncChatClient, *, bounded: bool) -> _Complete:
         judge = self.judge
         requests = self._requests
         assert requests is not None
 
-        async def complete(
+        async def send(
             messages: list[dict[str, str]], seed: int | None, response_format: Format | None
         ) -> Completion:
-            async with requests:
-                try:
-                    completion = await client.complete(
-                        messages,
-                        model=judge.model,
-                        temperature=judge.temperature,
-                        max_tokens=judge.max_tokens,
-                        top_p=judge.top_p,
-                        seed=seed,
-                        response_format=response_format,
-                    )
-                except JudgeError as error:
-                    judge.stats.add(retries=error.retries)
-                    raise
-                finally:
-                    judge.stats.add(requests=1)
+            try:
+                completion = await client.complete(
+                    messages,
+                    model=judge.model,
+                    temperature=judge.temperature,
+                    max_tokens=judge.max_tokens,
+                    top_p=judge.top_p,
+                    seed=seed,
+                    response_format=response_format,
+                )
+            except JudgeError as error:
+                judge.stats.add(requests=1, retries=error.retries)
+                raise
+            except BaseException:
+                judge.stats.add(requests=1)
+                raise
             judge.stats.add(
+                requests=1,
                 retries=completion.retries,
                 prompt_tokens=completion.usage.prompt_tokens,
                 completion_tokens=completion.usage.completion_tokens,
             )
             return completion
+
+        async def complete(
+            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
+        ) -> Completion:
+            if bounded:
+                return await send(messages, seed, response_format)
+            async with requests:
+                return await send(messages, seed, response_format)
 
         return complete
 

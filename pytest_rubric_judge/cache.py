@@ -59,6 +59,10 @@ DEFAULT_TIMEOUT_S: Final = 60.0
 #: Sampling parameters that are floats by nature: an int value (``temperature=0``) is
 #: stored as a float so that ``0`` and ``0.0`` give the same key.
 _FLOAT_PARAMS: Final = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+#: Sampling parameter names that are known not to be credentials.
+_PLAIN_SAMPLING: Final = (
+    frozenset({"temperature", "top_p", "max_tokens", "seed", "structured_output"}) | _FLOAT_PARAMS
+)
 #: Name parts that mark a value as a credential (matched per snake_case word).
 _SECRET_WORDS: Final = frozenset(
     "apikey auth authorization bearer cookie cookies credential credentials header headers "
@@ -212,7 +216,11 @@ def keyed_fields(
             raise ValueError("a grade needs the rubric and exactly one response (slot A)")
     else:
         raise ValueError(f"invalid cache key kind {kind!r}: expected 'rubric', 'pass' or 'grade'")
-    _refuse_secrets("sampling", sampling)
+    if not (
+        sampling.keys() <= _PLAIN_SAMPLING
+        and not any(isinstance(v, str) for v in sampling.values())
+    ):
+        _refuse_secrets("sampling", sampling)  # (the judge's own parameters need no scan)
     fields: dict[str, object] = {
         "kind": kind,
         "protocol_version": protocol_version,
@@ -229,15 +237,36 @@ def keyed_fields(
     elif kind == "grade":
         fields["rubric"] = rubric
         fields["response_slot_a"] = response_slot_a
-    if extra is not None:
-        _refuse_secrets("extra", extra)
-        fields["extra"] = dict(extra)
     try:
+        if extra is not None:
+            _refuse_secrets("extra", extra)
+            fields["extra"] = json.loads(canonical_json(dict(extra)))  # tuples become lists
+        if rubric is not None and not _plain_rubric(rubric):
+            fields["rubric"] = json.loads(canonical_json(rubric))
+        if not _plain_rubric([fields["sampling"]]):
+            fields["sampling"] = json.loads(canonical_json(fields["sampling"]))
         text = canonical_json(fields)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cache key fields must be finite JSON data: {exc}") from exc
-    plain: dict[str, object] = json.loads(text)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest(), plain
+    # Every value is now a str, None, a JSON scalar, or plain lists and dicts of them, so
+    # `fields` equals json.loads(text) without reading it back.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), fields
+
+
+def _plain_rubric(rubric: object) -> bool:
+    """Whether `rubric` is a list of dicts of str keys and JSON scalars (as `canonical()`
+    gives), which JSON reads back as it is (also used for the sampling dict)."""
+    return isinstance(rubric, list) and all(
+        isinstance(item, dict)
+        and all(
+            isinstance(name, str) and (value is None or type(value) in _SCALARS)
+            for name, value in item.items()
+        )
+        for item in rubric
+    )
+
+
+_SCALARS: Final = (str, int, float, bool)
 
 
 # -- entries -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from cached passes without calling the judge.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -413,7 +414,7 @@ class Judge:
             },
             prompt=prompt,
             reference=reference,
-            rubric=rubric.canonical() if rubric is not None else None,
+            rubric=_canonical(rubric) if rubric is not None else None,
             response_slot_a=slot_a,
             response_slot_b=slot_b,
             extra=extra or None,
@@ -619,7 +620,7 @@ class Judge:
         """Write a fresh answer to the cache (when the mode writes); returns `info`."""
         if self.cache.writes:
             self.cache.put(
-                CacheEntry(
+                CacheEntry.model_construct(  # our own key and plain fields: nothing to check
                     key=key,
                     fields=fields,
                     raw=info.raw,
@@ -673,6 +674,13 @@ class Judge:
         from .batch import compare_many
 
         return compare_many(self, rows, concurrency=concurrency, **options)
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(rubric: Rubric) -> list[dict[str, object]]:
+    """`rubric.canonical()`, once per rubric: every pass on a prompt keys on the same one.
+    Shared between calls, so never changed in place."""
+    return rubric.canonical()
 
 
 def unreadable(what: str, error: ParseError, completion: Completion) -> JudgeOutputError:

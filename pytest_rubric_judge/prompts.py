@@ -14,6 +14,7 @@ reference blocks use a code drawn once per `Judge`, so that they stay a shared p
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -297,6 +298,12 @@ def _blocks(text: str) -> dict[str, tuple[int, str]]:
         pos = stop + len(end)
 
 
+@functools.lru_cache(maxsize=256)
+def _load_rubric(text: str) -> object:
+    """The rubric YAML of a request; every pass on a prompt carries the same one."""
+    return yaml.load(text, _SAFE_LOADER)
+
+
 def parse_request(messages: list[Message]) -> ParsedRequest:
     """Read a request built by this module back into its parts.
 
@@ -321,8 +328,8 @@ def parse_request(messages: list[Message]) -> ParsedRequest:
         start = user.rfind(heading, 0, blocks[first_response][0])
         if start >= 0:
             body_start = start + len(heading)
-            loaded = yaml.load(user[body_start : user.find("```", body_start)], _SAFE_LOADER)
-            rubric = loaded if isinstance(loaded, dict) else None
+            loaded = _load_rubric(user[body_start : user.find("```", body_start)])
+            rubric = copy.deepcopy(loaded) if isinstance(loaded, dict) else None
 
     def text_of(tag: str) -> str | None:
         return blocks[tag][1] if tag in blocks else None
