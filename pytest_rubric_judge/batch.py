@@ -369,27 +369,12 @@ class _Runner:
         ) -> Completion:
             try:
                 completion = await client.complete(
-                    messages,
-                    model=judge.model,
-                    temperature=judge.temperature,
-                    max_tokens=judge.max_tokens,
-                    top_p=judge.top_p,
-                    seed=seed,
-                    response_format=response_format,
+                    messages, **judge._request_options(seed, response_format)
                 )
-            except JudgeError as error:
-                judge.stats.add(requests=1, retries=error.retries)
+            except BaseException as error:
+                judge._count_failed(error)
                 raise
-            except BaseException:
-                judge.stats.add(requests=1)
-                raise
-            judge.stats.add(
-                requests=1,
-                retries=completion.retries,
-                prompt_tokens=completion.usage.prompt_tokens,
-                completion_tokens=completion.usage.completion_tokens,
-            )
-            return completion
+            return judge._counted(completion)
 
         async def complete(
             messages: list[dict[str, str]], seed: int | None, response_format: Format | None

@@ -643,25 +643,39 @@ class Judge:
         assert self.client is not None
         try:
             completion = self.client.complete(
-                messages,
-                model=self.model,
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                top_p=self.top_p,
-                seed=seed,
-                response_format=response_format,
+                messages, **self._request_options(seed, response_format)
             )
-        except JudgeError as error:
-            self.stats.add(retries=error.retries)
+        except BaseException as error:
+            self._count_failed(error)
             raise
-        finally:
-            self.stats.add(requests=1)
+        return self._counted(completion)
+
+    def _request_options(
+        self, seed: int | None, response_format: dict[str, object] | None
+    ) -> dict[str, Any]:
+        """The keyword arguments of a client's `complete`, besides the messages."""
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+            "seed": seed,
+            "response_format": response_format,
+        }
+
+    def _counted(self, completion: Completion) -> Completion:
+        """Count one request that got an answer (its retries and tokens too)."""
         self.stats.add(
+            requests=1,
             retries=completion.retries,
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
         )
         return completion
+
+    def _count_failed(self, error: BaseException) -> None:
+        """Count one request that failed, with the retries spent on it."""
+        self.stats.add(requests=1, retries=error.retries if isinstance(error, JudgeError) else 0)
 
     def compare_many(
         self, rows: Iterable[Any], *, concurrency: int = 32, **options: Any
