@@ -23,7 +23,7 @@ import socket
 import sys
 
 from pytest_rubric_judge import testing
-from pytest_rubric_judge.prompts import ParsedRequest
+from pytest_rubric_judge.prompts import ParsedRequest, parse_request
 
 GEVAL_ANSWER = json.dumps(
     {
@@ -37,6 +37,30 @@ GEVAL_ANSWER = json.dumps(
 )
 
 _MAX_HEAD = 64 * 1024
+
+
+#: In the system message of a single-call request (see `bench_compare.py tokens`).
+SINGLE_CALL_MARK = "TASK: single-call"
+
+
+def single_call_reply(judge: testing.FakeJudge, body: bytes) -> testing._Reply:
+    """A single-call answer: the heuristic policy's rubric and its pass, in one JSON object,
+    with the usage counted as the fake judge counts every request."""
+    messages = json.loads(body)["messages"]
+    request = parse_request(messages)  # read as a pass whose rubric is the default one
+    policy = testing.HeuristicPolicy()
+    token = testing._ANSWER_JSON.set(True)
+    try:
+        answer = {**json.loads(policy._rubric(request)), **json.loads(policy._pass(request))}
+    finally:
+        testing._ANSWER_JSON.reset(token)
+    text = json.dumps(answer, ensure_ascii=False)
+    chars = sum(len(m["content"]) for m in messages)
+    with judge._lock:
+        judge._count += 1
+        judge._serial += 1
+        serial = judge._serial
+    return testing._json_reply(200, judge._completion(serial, text, "stop", chars))
 
 
 class DeepEvalAware:
@@ -104,6 +128,8 @@ class _Connection(asyncio.Protocol):
             if target == "/bench/stats":
                 stats = {"requests": self.judge.request_count}
                 reply = testing._Reply(200, json.dumps(stats).encode())
+            elif SINGLE_CALL_MARK.encode() in body:
+                reply = single_call_reply(self.judge, body)
             else:
                 reply = self.judge._handle(method, target, headers, body)
             head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
