@@ -112,52 +112,35 @@ def test_json_answers_as_a_constrained_server_writes_them(fake_judge: FakeJudge)
     assert verdict.weighted_b == pytest.approx(1.0)
 
 
-def _pydantic_pass_schema(names: list[str]) -> dict[str, object]:
-    """The pass schema built the slow way: pydantic models narrowed to these names."""
-    from typing import Literal
+def _pydantic_schema(kind: str, names: list[str]) -> dict[str, object]:
+    """The pass or grade schema built the slow way: pydantic models narrowed to `names`."""
+    from typing import Any, Literal
 
     from pydantic import Field, create_model
 
     from pytest_rubric_judge.schemas import _LABEL_TYPE, _score_type, _Strict
 
+    item_fields: dict[str, Any] = {"name": (Literal[tuple(names)], ...)}
+    answer_fields: dict[str, Any] = {}
+    if kind == "pass":
+        item_fields.update(
+            score_A=(_score_type(), ...),
+            score_B=(_score_type(), ...),
+            justification_A=(str, ...),
+            justification_B=(str, ...),
+        )
+        answer_fields["preference"] = (_LABEL_TYPE, ...)
+    else:
+        item_fields.update(score=(_score_type(), ...), justification=(str, ...))
     item = create_model(
-        "CriterionScores",
-        __base__=_Strict,
-        name=(Literal[tuple(names)], ...),
-        score_A=(_score_type(), ...),
-        score_B=(_score_type(), ...),
-        justification_A=(str, ...),
-        justification_B=(str, ...),
+        "CriterionScores" if kind == "pass" else "CriterionScore", __base__=_Strict, **item_fields
     )
     answer = create_model(
-        "PassAnswer",
+        "PassAnswer" if kind == "pass" else "GradeAnswer",
         __base__=_Strict,
         scores=(list[item], Field(min_length=len(names))),  # type: ignore[valid-type]
         overall_justification=(str, ...),
-        preference=(_LABEL_TYPE, ...),
-    )
-    return answer.model_json_schema()
-
-
-def _pydantic_grade_schema(names: list[str]) -> dict[str, object]:
-    from typing import Literal
-
-    from pydantic import Field, create_model
-
-    from pytest_rubric_judge.schemas import _score_type, _Strict
-
-    item = create_model(
-        "CriterionScore",
-        __base__=_Strict,
-        name=(Literal[tuple(names)], ...),
-        score=(_score_type(), ...),
-        justification=(str, ...),
-    )
-    answer = create_model(
-        "GradeAnswer",
-        __base__=_Strict,
-        scores=(list[item], Field(min_length=len(names))),  # type: ignore[valid-type]
-        overall_justification=(str, ...),
+        **answer_fields,
     )
     return answer.model_json_schema()
 
@@ -172,11 +155,11 @@ def test_narrowed_schemas_equal_the_pydantic_models_of_the_rubric(names: list[st
     graded = schemas.grade_format(rubric)["json_schema"]
     assert isinstance(passed, dict) and isinstance(graded, dict)
     # Same content and the same bytes on the wire.
-    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_pass_schema(names))
-    assert json.dumps(graded["schema"]) == json.dumps(_pydantic_grade_schema(names))
+    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_schema("pass", names))
+    assert json.dumps(graded["schema"]) == json.dumps(_pydantic_schema("grade", names))
     # Narrowing one rubric leaves the shared template, and other rubrics' schemas, alone.
     other = schemas.pass_format(Rubric.of([{"name": "zzz", "weight": 1}], source="user"))
-    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_pass_schema(names))
+    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_schema("pass", names))
     other_schema = other["json_schema"]["schema"]  # type: ignore[index]
     assert other_schema["properties"]["scores"]["minItems"] == 1
     # One criterion: an enum of one name (pydantic would write a const; both mean the same).
