@@ -33,7 +33,6 @@ import asyncio
 import os
 import queue
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -50,11 +49,10 @@ from .client import ChatClient, Completion, _is_loopback
 from .errors import (
     JudgeError,
     JudgeUnavailableError,
-    ParseError,
 )
-from .judge import STRUCTURED_REJECTED, _parse_complete, unreadable
+from .judge import STRUCTURED_REJECTED
 from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
-from .parsing import parse_pass, parse_rubric, render_error_hint
+from .parsing import parse_pass, parse_rubric
 from .scoring import build_verdict, combine_samples, orient
 
 if TYPE_CHECKING:
@@ -631,41 +629,19 @@ class _Runner:
         )
         if hit is not None:
             return hit
-        assert self._complete is not None
-        messages = build_messages()
+        complete = self._complete
+        assert complete is not None
         response_format = build_format() if build_format is not None else None
-        started = time.perf_counter()
+        dialogue = judge._dialogue(build_messages(), parse, what)
         try:
-            completion = await self._complete(messages, seed, response_format)
-            usage, retries, repaired = completion.usage, completion.retries, False
-            try:
-                parsed = _parse_complete(parse, completion)
-            except ParseError as first:
-                judge.stats.add(repairs=1)
-                hint = render_error_hint(first, completion.finish_reason)
-                completion = await self._complete(
-                    prompts.repair_messages(messages, completion.text, hint),
-                    seed,
-                    response_format,
-                )
-                usage = usage + completion.usage
-                retries, repaired = retries + completion.retries, True
-                try:
-                    parsed = _parse_complete(parse, completion)
-                except ParseError as second:
-                    raise unreadable(what, second, completion) from second
+            request = next(dialogue)
+            while True:
+                request = dialogue.send(await complete(request, seed, response_format))
+        except StopIteration as done:
+            parsed, info = done.value
         except JudgeError:
             judge.stats.add(judge_errors=1)
             raise
-        info = CallInfo(
-            raw=completion.text,
-            usage=usage,
-            latency_s=time.perf_counter() - started,
-            cached=False,
-            repaired=repaired,
-            retries=retries,
-            model=completion.model,
-        )
         return parsed, judge._store(key, fields, parsed, info)
 
 

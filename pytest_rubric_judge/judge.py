@@ -13,7 +13,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -544,31 +544,39 @@ class Judge:
         hit = self._from_cache(key, model_type, what=what, can_ask=self.client is not None)
         if hit is not None:
             return hit
-        started = time.perf_counter()
+        dialogue = self._dialogue(messages(), parse, what)  # messages built only on a miss
         try:
-            request = messages()  # built only on a cache miss
-            completion = self._complete(request, seed, response_format)
-            usage, retries, repaired = completion.usage, completion.retries, False
-            try:
-                parsed = _parse_complete(parse, completion)
-            except ParseError as first:
-                self.stats.add(repairs=1)
-                hint = render_error_hint(first, completion.finish_reason)
-                completion = self._complete(
-                    prompts.repair_messages(request, completion.text, hint), seed, response_format
-                )
-                usage, retries, repaired = (
-                    usage + completion.usage,
-                    retries + completion.retries,
-                    True,
-                )
-                try:
-                    parsed = _parse_complete(parse, completion)
-                except ParseError as second:
-                    raise unreadable(what, second, completion) from second
+            request = next(dialogue)
+            while True:
+                request = dialogue.send(self._complete(request, seed, response_format))
+        except StopIteration as done:
+            parsed, info = done.value
         except JudgeError:
             self.stats.add(judge_errors=1)
             raise
+        return parsed, self._store(key, fields, parsed, info)
+
+    def _dialogue(
+        self, request: list[dict[str, str]], parse: Callable[[str], ParsedT], what: str
+    ) -> Generator[list[dict[str, str]], Completion, tuple[ParsedT, CallInfo]]:
+        """The requests of one judge call, without doing any I/O: yields the messages of the
+        request, and of one repair request if the answer cannot be read; is sent each
+        completion; returns the parsed answer and its `CallInfo`. The blocking call above
+        and the batch's awaiting one drive the same steps."""
+        started = time.perf_counter()
+        completion = yield request
+        usage, retries, repaired = completion.usage, completion.retries, False
+        try:
+            parsed = _parse_complete(parse, completion)
+        except ParseError as first:
+            self.stats.add(repairs=1)
+            hint = render_error_hint(first, completion.finish_reason)
+            completion = yield prompts.repair_messages(request, completion.text, hint)
+            usage, retries, repaired = usage + completion.usage, retries + completion.retries, True
+            try:
+                parsed = _parse_complete(parse, completion)
+            except ParseError as second:
+                raise unreadable(what, second, completion) from second
         info = CallInfo(
             raw=completion.text,
             usage=usage,
@@ -578,7 +586,7 @@ class Judge:
             retries=retries,
             model=completion.model,
         )
-        return parsed, self._store(key, fields, parsed, info)
+        return parsed, info
 
     def _from_cache(
         self, key: str, model_type: type[ParsedT], *, what: str, can_ask: bool

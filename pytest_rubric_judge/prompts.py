@@ -301,7 +301,7 @@ def _blocks(text: str) -> dict[str, tuple[int, str]]:
 @functools.lru_cache(maxsize=256)
 def _load_rubric(text: str) -> object:
     """The rubric YAML of a request; every pass on a prompt carries the same one."""
-    return yaml.load(text, _SAFE_LOADER)
+    return yaml.load(text, Loader=_SAFE_LOADER)  # a SafeLoader: plain data only
 
 
 def parse_request(messages: list[Message]) -> ParsedRequest:

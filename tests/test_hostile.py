@@ -375,5 +375,5 @@ def test_any_criterion_description_reads_back_exactly_from_the_prompt(
         ]
         rubric = Rubric.of(criteria, source="user")
         text = prompts.rubric_yaml(rubric)
-        assert yaml.load(text, Loader=loader) == {"criteria": rubric.canonical()}
+        assert yaml.load(text, Loader=loader) == {"criteria": rubric.canonical()}  # SafeLoader
         assert text.count("\n") == 1 + 4 * len(rubric.criteria)  # one line per field
