@@ -50,7 +50,6 @@ from .errors import (
     JudgeError,
     JudgeUnavailableError,
 )
-from .judge import STRUCTURED_REJECTED
 from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
 from .parsing import parse_pass, parse_rubric
 from .scoring import build_verdict, combine_samples, orient
@@ -583,16 +582,7 @@ class _Runner:
                 build_format=build_format if structured else None,
             )
         except JudgeUnavailableError as error:
-            if not (
-                structured
-                and judge.structured_output == "auto"
-                and error.status in STRUCTURED_REJECTED
-            ):
-                raise
-            with judge._lock:
-                if judge._structured_ok is not False:
-                    judge._structured_ok = False
-                    judge.stats.add(structured_fallbacks=1)
+            judge._fall_back_from_schemas(error, structured=structured)
         return await self._call_once(
             fields_for(structured=False),
             build_messages,

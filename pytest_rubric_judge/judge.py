@@ -501,16 +501,7 @@ class Judge:
                 response_format=response_format if structured else None,
             )
         except JudgeUnavailableError as error:
-            if not (
-                structured
-                and self.structured_output == "auto"
-                and error.status in STRUCTURED_REJECTED
-            ):
-                raise
-            with self._lock:
-                if self._structured_ok is not False:
-                    self._structured_ok = False
-                    self.stats.add(structured_fallbacks=1)
+            self._fall_back_from_schemas(error, structured=structured)
         return self._call_once(
             fields_for(structured=False),
             messages,
@@ -520,6 +511,18 @@ class Judge:
             seed=seed,
             response_format=None,
         )
+
+    def _fall_back_from_schemas(self, error: JudgeUnavailableError, *, structured: bool) -> None:
+        """Re-raise `error` unless it is a server rejecting the schema in `auto` mode; then
+        stop sending schemas for the session (the caller asks again without one)."""
+        if not (
+            structured and self.structured_output == "auto" and error.status in STRUCTURED_REJECTED
+        ):
+            raise error
+        with self._lock:
+            if self._structured_ok is not False:
+                self._structured_ok = False
+                self.stats.add(structured_fallbacks=1)
 
     def _structured_wanted(self) -> bool:
         if self.structured_output == "off":
