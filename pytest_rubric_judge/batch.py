@@ -15,44 +15,34 @@ It is built for prompt sets of hundreds to hundreds of thousands of rows:
 - A row whose judge call fails (or that is malformed) becomes an error row carrying the
   error's type and message; the run goes on.
 
-The requests run on an asyncio event loop in a worker thread, through `AsyncChatClient`
-(raw HTTP/1.1 over asyncio streams) when the judge uses the stock `ChatClient`; with a
-custom client, credentials in the URL, or a proxy configured for a remote judge, the
-judge's own sync client runs in a thread pool of `concurrency` threads instead. The steps
-of a judge call are `Judge._call`'s (the same cache keys, structured output with its
-`auto` fallback, parsing, one repair request), awaited instead of blocking; the request
-messages and the JSON Schema are built only when the cache cannot answer, and the cache
-is read and written from the one event loop thread (one SQLite connection, whose page
-cache is the only one that grows). A verdict from here is the verdict `Judge.compare`
+The rows run on an asyncio event loop in a worker thread, through the same plans as
+`Judge.compare` (`plans.Runner`): the same cache keys, structured output with its `auto`
+fallback, parsing and one repair request (`calls.CallCore.protocol`). Requests go through
+the asyncio client (`aio.AsyncChatClient`, one or several endpoints) with the judge's
+endpoints, credentials and proxy; a judge with a custom client has it run in a thread
+pool of `concurrency` threads instead. The request messages and the JSON Schema are built
+only when the cache cannot answer. A verdict from here is the verdict `Judge.compare`
 gives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel
-
-from . import prompts, schemas
 from .aio import AsyncChatClient
-from .client import ChatClient, Completion, _is_loopback
-from .errors import (
-    JudgeError,
-    JudgeUnavailableError,
-)
-from .models import CallInfo, Criterion, Rubric, SlotScores, Verdict
-from .parsing import parse_pass, parse_rubric
-from .scoring import build_verdict, combine_samples, orient
+from .calls import CallCore, Request
+from .client import ChatClient
+from .endpoints import AsyncMultiClient, MultiClient
+from .errors import JudgeError
+from .http_policy import Completion
+from .models import Criterion, Rubric, Verdict
+from .plans import Runner, async_calls, threaded_calls
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -66,18 +56,12 @@ __all__ = [
     "comparison_from_row",
 ]
 
-ParsedT = TypeVar("ParsedT", bound=BaseModel)
 Transport = Literal["auto", "async", "threads"]
-Format = dict[str, object]
-_Complete = Callable[[list[dict[str, str]], int | None, Format | None], Awaitable[Completion]]
 
 DEFAULT_CONCURRENCY = 32
-#: Rubrics kept in memory by a batch (the cache holds every one).
-RUBRIC_MEMO_SIZE = 4096
 #: Answers stored per cache transaction, and the longest an answer waits to be stored.
 WRITE_BATCH = 64
 WRITE_DELAY_S = 0.25
-_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 @dataclass(frozen=True)
@@ -179,15 +163,25 @@ def compare_many(
 def _choose_transport(judge: Judge, transport: Transport) -> Literal["async", "threads"]:
     if transport != "auto":
         return transport
-    if type(judge.client) is not ChatClient:
-        return "threads"  # no client (cache only) or a custom one: use it as it is
-    http = getattr(judge.client, "_http", None)
-    if getattr(http, "auth", None) is not None:
-        return "threads"  # credentials in the URL (HTTP Basic): the sync client holds them
-    host = urlsplit(judge.client.base_url).hostname or ""
-    if not _is_loopback(host) and any(os.environ.get(name) for name in _PROXY_ENV):
-        return "threads"  # httpx honours the proxy settings; the asyncio client does not
-    return "async"
+    if type(judge.client) in (ChatClient, MultiClient):
+        return "async"  # the same endpoints, credentials and proxy, on the asyncio client
+    return "threads"  # no client (cache only) or a custom one: use it as it is
+
+
+def _async_client(judge: Judge, concurrency: int) -> AsyncChatClient | AsyncMultiClient:
+    """The asyncio client for the judge's endpoints, with the judge's settings."""
+    config = judge.config
+    clients = [
+        AsyncChatClient(
+            url,
+            api_key=config.api_key,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+            max_connections=concurrency,
+        )
+        for url in config.urls
+    ]
+    return clients[0] if len(clients) == 1 else AsyncMultiClient(clients)
 
 
 class _Done:
@@ -222,11 +216,8 @@ class _Runner:
         self._room: asyncio.Event | None = None
         self._stopping = threading.Event()
         self._started = threading.Event()
-        self._memo: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
-        self._inflight: dict[tuple[str, str | None], asyncio.Task[Rubric]] = {}
         self._requests: asyncio.Semaphore | None = None
-        self._complete: _Complete | None = None
-        self._formats: OrderedDict[Rubric, Format] = OrderedDict()
+        self._runner: Runner | None = None
 
     # -- the consumer's side (caller's thread) -------------------------------------------
 
@@ -294,26 +285,19 @@ class _Runner:
         if self._stopping.is_set():
             return
         pool: ThreadPoolExecutor | None = None
-        client = self.client
+        client: AsyncChatClient | AsyncMultiClient | None = self.client
         owns_client = False
-        # Several endpoints (MultiClient) balance and fail over in the thread path.
-        if self.transport == "async" and isinstance(self.judge.client, ChatClient):
+        if self.transport == "async":
             if client is None:
-                base = self.judge.client
-                client = AsyncChatClient(
-                    base.base_url,
-                    api_key=getattr(base, "_api_key", None),
-                    timeout=base.timeout,
-                    max_retries=base.max_retries,
-                    max_connections=self.concurrency,
-                )
+                client = _async_client(self.judge, self.concurrency)
                 owns_client = True
-            # A client of our own opens at most `concurrency` connections: that bounds the
-            # requests in flight, and the runner's semaphore would only repeat it.
-            self._complete = self._async_completer(client, bounded=owns_client)
+            # A single client of our own opens at most `concurrency` connections: that
+            # bounds the requests in flight, and a semaphore would only repeat it.
+            bounded = owns_client and isinstance(client, AsyncChatClient)
+            self._runner = Runner(async_calls(self._sender(client, bounded=bounded)))
         else:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge-io")
-            self._complete = self._thread_completer(pool)
+            self._runner = Runner(threaded_calls(pool))
         # Resolve the model name once (it may ask the server) before any key is computed.
         if self.judge.client is not None:
             await asyncio.get_running_loop().run_in_executor(None, lambda: self.judge.model)
@@ -356,46 +340,19 @@ class _Runner:
             await asyncio.sleep(WRITE_DELAY_S)
             self.judge.cache.flush()
 
-    def _async_completer(self, client: AsyncChatClient, *, bounded: bool) -> _Complete:
-        judge = self.judge
+    def _sender(
+        self, client: AsyncChatClient | AsyncMultiClient, *, bounded: bool
+    ) -> Callable[[CallCore, Request], Awaitable[Completion]]:
         requests = self._requests
         assert requests is not None
 
-        async def send(
-            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
-        ) -> Completion:
-            try:
-                completion = await client.complete(
-                    messages, **judge._request_options(seed, response_format)
-                )
-            except BaseException as error:
-                judge._count_failed(error)
-                raise
-            return judge._counted(completion)
-
-        async def complete(
-            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
-        ) -> Completion:
+        async def send(core: CallCore, request: Request) -> Completion:
             if bounded:
-                return await send(messages, seed, response_format)
+                return await client.complete(request.messages, **core.request_options(request))
             async with requests:
-                return await send(messages, seed, response_format)
+                return await client.complete(request.messages, **core.request_options(request))
 
-        return complete
-
-    def _thread_completer(self, pool: ThreadPoolExecutor) -> _Complete:
-        judge = self.judge
-
-        async def complete(
-            messages: list[dict[str, str]], seed: int | None, response_format: Format | None
-        ) -> Completion:
-            loop = asyncio.get_running_loop()
-            # The judge's own method keeps its statistics.
-            return await loop.run_in_executor(
-                pool, judge._complete, messages, seed, response_format
-            )
-
-        return complete
+        return send
 
     # -- one row -------------------------------------------------------------------------
 
@@ -438,201 +395,15 @@ class _Runner:
         )
 
     async def _verdict(self, row: Comparison) -> Verdict:
-        judge = self.judge
-        judge._check_size(
-            prompt=row.prompt,
+        assert self._runner is not None
+        return await self._runner.compare(
+            self.judge.core,
+            row.prompt,
+            row.response_a,
+            row.response_b,
+            criteria=self.user_rubric,
             reference=row.reference,
-            response_a=row.response_a,
-            response_b=row.response_b,
         )
-        rubric = self.user_rubric or await self._rubric(row.prompt, row.reference)
-        count = judge.samples
-        passes = await asyncio.gather(
-            *(
-                self._pass(row.prompt, rubric, a, b, row.reference, sample)
-                for sample in range(count)
-                for a, b in ((row.response_a, row.response_b), (row.response_b, row.response_a))
-            ),
-            return_exceptions=True,
-        )
-        results: list[tuple[SlotScores, CallInfo]] = []
-        for outcome in passes:  # all finished (and are cached); now raise the first error
-            if isinstance(outcome, BaseException):
-                raise outcome
-            results.append(outcome)
-        verdicts = []
-        for sample in range(count):
-            (slot_f, call_f), (slot_r, call_r) = results[2 * sample : 2 * sample + 2]
-            forward = orient(slot_f, rubric, "forward", call_f)
-            reversed_ = orient(slot_r, rubric, "reversed", call_r)
-            verdicts.append(
-                build_verdict(
-                    rubric,
-                    forward,
-                    reversed_,
-                    prompt=row.prompt,
-                    reference=row.reference,
-                    response_a=row.response_a,
-                    response_b=row.response_b,
-                    judge_model=forward.call.model or judge.model,
-                )
-            )
-        return verdicts[0] if count == 1 else combine_samples(verdicts)
-
-    async def _rubric(self, prompt: str, reference: str | None) -> Rubric:
-        memo_key = (prompt, reference)
-        found = self._memo.get(memo_key)
-        if found is not None:
-            self._memo.move_to_end(memo_key)
-            return found
-        task = self._inflight.get(memo_key)
-        if task is None:
-            task = asyncio.create_task(self._make_rubric(prompt, reference))
-            self._inflight[memo_key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(memo_key, None))
-        # Several rows may wait on one rubric; shield it from one waiter's cancellation.
-        return await asyncio.shield(task)
-
-    async def _make_rubric(self, prompt: str, reference: str | None) -> Rubric:
-        judge = self.judge
-        rubric, _ = await self._call(
-            partial(judge._keyed_fields, "rubric", prompt, reference),
-            lambda: prompts.rubric_messages(
-                prompt,
-                reference=reference,
-                context_code=judge._context_code,
-                min_criteria=judge.min_criteria,
-                max_criteria=judge.max_criteria,
-            ),
-            lambda text: parse_rubric(
-                text, min_criteria=judge.min_criteria, max_criteria=judge.max_criteria
-            ),
-            Rubric,
-            what=f"the rubric for prompt {_excerpt(prompt)}",
-            seed=judge.seed,
-            build_format=lambda: schemas.rubric_format(judge.min_criteria, judge.max_criteria),
-        )
-        self._memo[(prompt, reference)] = rubric
-        if len(self._memo) > RUBRIC_MEMO_SIZE:
-            self._memo.popitem(last=False)
-        return rubric
-
-    async def _pass(
-        self,
-        prompt: str,
-        rubric: Rubric,
-        slot_a: str,
-        slot_b: str,
-        reference: str | None,
-        sample: int = 0,
-    ) -> tuple[SlotScores, CallInfo]:
-        judge = self.judge
-        return await self._call(
-            partial(judge._keyed_fields, "pass", prompt, reference, rubric, slot_a, slot_b, sample),
-            lambda: prompts.pass_messages(
-                prompt,
-                rubric,
-                slot_a,
-                slot_b,
-                reference=reference,
-                context_code=judge._context_code,
-                response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
-            ),
-            lambda text: parse_pass(text, rubric),
-            SlotScores,
-            what=f"a pass on prompt {_excerpt(prompt)}",
-            seed=judge._sample_seed(sample),
-            build_format=lambda: self._pass_format(rubric),
-        )
-
-    def _pass_format(self, rubric: Rubric) -> Format:
-        """The pass's JSON Schema, built once per rubric (building one costs milliseconds)."""
-        found = self._formats.get(rubric)
-        if found is None:
-            found = schemas.pass_format(rubric)
-            self._formats[rubric] = found
-            if len(self._formats) > RUBRIC_MEMO_SIZE:
-                self._formats.popitem(last=False)
-        return found
-
-    async def _call(
-        self,
-        fields_for: Callable[..., tuple[str, dict[str, object]]],
-        build_messages: Callable[[], list[dict[str, str]]],
-        parse: Callable[[str], ParsedT],
-        model_type: type[ParsedT],
-        *,
-        what: str,
-        seed: int | None,
-        build_format: Callable[[], Format] | None,
-    ) -> tuple[ParsedT, CallInfo]:
-        """`Judge._call`'s steps: with a JSON Schema when structured output is on, and in
-        `auto` mode once more without it (for the rest of the session) when the server
-        rejects the schema."""
-        judge = self.judge
-        structured = build_format is not None and judge._structured_wanted()
-        try:
-            return await self._call_once(
-                fields_for(structured=structured),
-                build_messages,
-                parse,
-                model_type,
-                what=what,
-                seed=seed,
-                build_format=build_format if structured else None,
-            )
-        except JudgeUnavailableError as error:
-            judge._fall_back_from_schemas(error, structured=structured)
-        return await self._call_once(
-            fields_for(structured=False),
-            build_messages,
-            parse,
-            model_type,
-            what=what,
-            seed=seed,
-            build_format=None,
-        )
-
-    async def _call_once(
-        self,
-        keyed: tuple[str, dict[str, object]],
-        build_messages: Callable[[], list[dict[str, str]]],
-        parse: Callable[[str], ParsedT],
-        model_type: type[ParsedT],
-        *,
-        what: str,
-        seed: int | None,
-        build_format: Callable[[], Format] | None,
-    ) -> tuple[ParsedT, CallInfo]:
-        """One judge call through the cache, with one repair request on a parse error.
-
-        The same steps as `Judge._call_once`, awaiting the request instead of blocking; the
-        messages and the schema are built only when the cache cannot answer.
-        """
-        judge = self.judge
-        key, fields = keyed
-        hit = judge._from_cache(
-            key,
-            model_type,
-            what=what,
-            can_ask=judge.client is not None and self._complete is not None,
-        )
-        if hit is not None:
-            return hit
-        complete = self._complete
-        assert complete is not None
-        response_format = build_format() if build_format is not None else None
-        dialogue = judge._dialogue(build_messages(), parse, what)
-        try:
-            request = next(dialogue)
-            while True:
-                request = dialogue.send(await complete(request, seed, response_format))
-        except StopIteration as done:
-            parsed, info = done.value
-        except JudgeError:
-            judge.stats.add(judge_errors=1)
-            raise
-        return parsed, judge._store(key, fields, parsed, info)
 
 
 def _error_row(

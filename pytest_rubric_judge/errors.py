@@ -38,6 +38,25 @@ class JudgeUnavailableError(JudgeError):
     kind = "unavailable"
     #: The HTTP status of the final answer, when there was one.
     status: int | None = None
+    #: Why: "status" (an HTTP error status), "bad_body" (not a chat completion), or how the
+    #: connection failed: "refused", "unreachable", "connect_timeout", "timeout", "reset",
+    #: "too_large", "config".
+    cause: str = "status"
+    #: What the server said in an error body, for decisions such as the structured-output
+    #: fallback (already in the message, shortened and without credentials).
+    said: str = ""
+
+    @property
+    def failover(self) -> bool:
+        """Whether another replica of the same model may well succeed: the endpoint could
+        not be reached or is failing (a connection failure, a timeout, HTTP 408/429/5xx
+        other than 501). A request the server refuses (4xx, 501) fails the same everywhere.
+        """
+        if self.cause == "status":
+            return self.status is not None and (
+                self.status in (408, 429) or (500 <= self.status < 600 and self.status != 501)
+            )
+        return self.cause in ("refused", "unreachable", "connect_timeout", "timeout", "reset")
 
 
 class JudgeOutputError(JudgeError):

@@ -2,18 +2,18 @@
 
 One judge (by default the first) writes the rubric, so every judge scores the same
 criteria; each judge then gives its own both-order verdict, concurrently, and
-`scoring.combine_panel` turns them into the panel's verdict. A panel quacks like a
-`Judge` for the assertions (`compare`, `grade`), so `judge=panel` works everywhere.
+`scoring.combine_panel` turns them into the panel's verdict. A panel is a `JudgeLike`
+(`compare`, `grade`, `rubric`, `stats_totals`, `close`), so `judge=panel` works wherever a
+judge does; its plans are the judge's own (`plans.Runner.panel_compare`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-from .judge import CriteriaArg, Judge
+from .judge import CriteriaArg, Judge, blocking_runner
 from .models import Grade, Rubric, Verdict
-from .scoring import DEFAULT_TIE_BAND, PANEL_STRATEGIES, PanelStrategy, combine_panel
+from .scoring import DEFAULT_TIE_BAND, PANEL_STRATEGIES, PanelStrategy
 
 
 class JudgePanel:
@@ -39,7 +39,6 @@ class JudgePanel:
         self.strategy: PanelStrategy = strategy
         self.rubric_judge = rubric_judge
         self.tie_band = tie_band
-        self._pool = ThreadPoolExecutor(max_workers=len(judges), thread_name_prefix="panel")
 
     def __repr__(self) -> str:
         models = ", ".join(repr(j) for j in self.judges)
@@ -53,9 +52,6 @@ class JudgePanel:
         """The rubric judge's rubric, which every judge of the panel scores."""
         return self.judges[self.rubric_judge].rubric(prompt, reference=reference)
 
-    def _criteria(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
-        return self.judges[self.rubric_judge].rubric_for(prompt, reference, criteria)
-
     def compare(
         self,
         prompt: str,
@@ -67,21 +63,21 @@ class JudgePanel:
         samples: int | None = None,
     ) -> Verdict:
         """Every judge's both-order verdict on the same rubric, combined by the strategy."""
-        rubric = self._criteria(prompt, reference, criteria)
-        futures = [
-            self._pool.submit(
-                judge.compare,
+        loop, runner = blocking_runner()
+        return loop.run(
+            runner.panel_compare(
+                [j.core for j in self.judges],
+                self.judges[self.rubric_judge].core,
+                self.strategy,
                 prompt,
                 response_a,
                 response_b,
-                criteria=rubric,
+                criteria=criteria,
                 reference=reference,
                 samples=samples,
+                tie_band=self.tie_band,
             )
-            for judge in self.judges
-        ]
-        verdicts = [f.result() for f in futures]
-        return combine_panel(verdicts, self.strategy, tie_band=self.tie_band)
+        )
 
     def grade(
         self,
@@ -93,16 +89,18 @@ class JudgePanel:
         samples: int | None = None,
     ) -> Grade:
         """Every judge grades the response on the same rubric; the panel's score is the mean."""
-        from .scoring import combine_grades
-
-        rubric = self._criteria(prompt, reference, criteria)
-        futures = [
-            self._pool.submit(
-                judge.grade, prompt, response, criteria=rubric, reference=reference, samples=samples
+        loop, runner = blocking_runner()
+        return loop.run(
+            runner.panel_grade(
+                [j.core for j in self.judges],
+                self.judges[self.rubric_judge].core,
+                prompt,
+                response,
+                criteria=criteria,
+                reference=reference,
+                samples=samples,
             )
-            for judge in self.judges
-        ]
-        return combine_grades([f.result() for f in futures], "judges")
+        )
 
     def stats_totals(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -112,7 +110,6 @@ class JudgePanel:
         return totals
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         for judge in self.judges:
             judge.close()
 

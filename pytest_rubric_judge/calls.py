@@ -1,0 +1,554 @@
+"""One judge call, as a protocol without I/O, and the two drivers that run it.
+
+A judge call (a rubric, a pairwise pass or a pointwise grading) is always the same steps:
+look the answer up in the cache; build the request (the messages, and a JSON Schema when
+structured output is on); read the answer; ask once more with the parse error if it
+cannot be read; in `auto` mode, ask again without a schema if the server refuses
+schemas; store the answer. `CallCore.protocol` is those steps as a generator: it yields
+each `Request` to send, is sent each `Completion` (or has the request's
+`JudgeUnavailableError` thrown in), and returns the parsed answer with its `CallInfo`.
+It reads and writes the cache and the counters, and never touches the network.
+
+`drive_blocking` runs a call with a blocking send (the pytest path, in a worker thread)
+and `drive_async` with an awaitable one (the batch path); each is a few lines, so every
+rule of a judge call is written once.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Generator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from . import prompts, schemas
+from .cache import CacheEntry, JudgeCache, keyed_fields
+from .config import NOT_CONFIGURED_HINT, STRUCTURED_REJECTED, JudgeConfig
+from .errors import (
+    CacheMissError,
+    InputTooLargeError,
+    JudgeError,
+    JudgeNotConfiguredError,
+    JudgeOutputError,
+    JudgeUnavailableError,
+    ParseError,
+)
+from .http_policy import Completion
+from .models import CallInfo, GradeAnswer, Rubric, SlotScores
+from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
+
+ParsedT = TypeVar("ParsedT", bound=BaseModel)
+Kind = Literal["rubric", "pass", "grade"]
+Message = dict[str, Any]
+
+#: How much of an unreadable answer a JudgeOutputError quotes.
+RAW_EXCERPT = 160
+#: How much of an unreadable answer is sent back in the repair request: enough for the
+#: judge to see what it wrote, never a runaway answer uploaded in full.
+REPAIR_QUOTE_CHARS = 6000
+#: Rubrics kept in memory per judge (the cache holds every one).
+RUBRIC_MEMO_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the driver must send: messages, the sample's seed, an optional schema."""
+
+    messages: list[Message]
+    seed: int | None
+    response_format: dict[str, object] | None
+
+
+@dataclass(frozen=True)
+class CallSpec(Generic[ParsedT]):
+    """Everything that defines one judge call; the expensive parts are built on a miss."""
+
+    kind: Kind
+    what: str
+    keyed: Callable[[bool], tuple[str, dict[str, object]]]
+    messages: Callable[[], list[Message]]
+    parse: Callable[[str], ParsedT]
+    model_type: type[ParsedT]
+    seed: int | None
+    response_format: Callable[[], dict[str, object]] | None
+
+
+@dataclass
+class JudgeStats:
+    """Counters of one judge's work, safe to update from several threads."""
+
+    requests: int = 0
+    retries: int = 0
+    repairs: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    judge_errors: int = 0
+    structured_fallbacks: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                name: getattr(self, name)
+                for name in self.__dataclass_fields__
+                if not name.startswith("_")
+            }
+
+
+class CallCore:
+    """A judge's calls: their specs, cache keys, protocol and counters; no network.
+
+    `model` gives the judge model's name (it may ask the server once, so it is a
+    callable); `can_ask` says whether a client exists to send requests to.
+    """
+
+    def __init__(
+        self,
+        config: JudgeConfig,
+        cache: JudgeCache,
+        *,
+        model: Callable[[], str],
+        can_ask: bool,
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.stats = JudgeStats()
+        self.can_ask = can_ask
+        self._model = model
+        #: Drawn once per judge so the prompt block stays a shared prefix between passes.
+        self.context_code = prompts.new_code()
+        #: auto mode: None until the server rejects a schema, then False for the session.
+        self._structured_ok: bool | None = None
+        self._lock = threading.Lock()
+        self._rubrics: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
+        #: Where a blocking driver runs this judge's calls, and how it sends a request;
+        #: set by the judge that owns the client (the core itself does no I/O).
+        self.executor: Executor | None = None
+        self.send: Callable[[Request], Completion] | None = None
+
+    # -- configuration -----------------------------------------------------------------
+
+    @property
+    def model(self) -> str:
+        return self._model()
+
+    def structured_wanted(self) -> bool:
+        mode = self.config.structured_output
+        if mode == "off":
+            return False
+        return mode == "json_schema" or self._structured_ok is not False
+
+    def sampling(self) -> dict[str, object]:
+        """Sampling parameters: part of every cache key."""
+        c = self.config
+        return {
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "top_p": c.top_p,
+            "seed": c.seed,
+            "structured_output": self.structured_wanted(),
+        }
+
+    def sample_seed(self, index: int) -> int | None:
+        """Sample 0 uses the configured seed, so one sample shares the cache with none."""
+        if index == 0:
+            return self.config.seed
+        return (self.config.seed or 0) + index
+
+    def sample_count(self, samples: int | None) -> int:
+        count = self.config.samples if samples is None else samples
+        if count < 1:
+            raise ValueError("samples must be 1 or more")
+        return count
+
+    def check_size(self, **texts: str | None) -> None:
+        limit = self.config.max_input_chars
+        for name, text in texts.items():
+            if text is not None and len(text) > limit:
+                raise InputTooLargeError(
+                    f"{name} has {len(text):,} characters, over the limit of "
+                    f"{limit:,}; shorten it or raise --judge-max-input-chars"
+                )
+
+    def request_options(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments of a client's `complete`, besides the messages."""
+        c = self.config
+        return {
+            "model": self.model,
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
+            "top_p": c.top_p,
+            "seed": request.seed,
+            "response_format": request.response_format,
+        }
+
+    # -- rubric memo -------------------------------------------------------------------
+
+    def memo_rubric(self, prompt: str, reference: str | None) -> Rubric | None:
+        with self._lock:
+            found = self._rubrics.get((prompt, reference))
+            if found is not None:
+                self._rubrics.move_to_end((prompt, reference))
+            return found
+
+    def remember_rubric(self, prompt: str, reference: str | None, rubric: Rubric) -> None:
+        with self._lock:
+            self._rubrics[(prompt, reference)] = rubric
+            while len(self._rubrics) > RUBRIC_MEMO_SIZE:
+                self._rubrics.popitem(last=False)
+
+    # -- the calls ---------------------------------------------------------------------
+
+    def keyed(
+        self,
+        kind: Kind,
+        prompt: str,
+        reference: str | None,
+        rubric: Rubric | None = None,
+        slot_a: str | None = None,
+        slot_b: str | None = None,
+        sample: int = 0,
+        *,
+        structured: bool = False,
+    ) -> tuple[str, dict[str, object]]:
+        """The cache key and key fields of one judge call (`cache.keyed_fields`)."""
+        extra: dict[str, object] = {}
+        if kind == "rubric":
+            # The rubric template asks for this many criteria, so it shapes the answer.
+            extra["criteria_count"] = [self.config.min_criteria, self.config.max_criteria]
+        if sample:
+            extra["sample"] = sample
+        return keyed_fields(
+            kind=kind,
+            protocol_version=prompts.PROTOCOL_VERSION,
+            template_hash=(
+                prompts.GRADE_TEMPLATE_HASH if kind == "grade" else prompts.TEMPLATE_HASH
+            ),
+            model=self.model,
+            sampling={
+                **self.sampling(),
+                "seed": self.sample_seed(sample),
+                "structured_output": structured,
+            },
+            prompt=prompt,
+            reference=reference,
+            rubric=_canonical(rubric) if rubric is not None else None,
+            response_slot_a=slot_a,
+            response_slot_b=slot_b,
+            extra=extra or None,
+        )
+
+    def rubric_spec(self, prompt: str, reference: str | None) -> CallSpec[Rubric]:
+        c = self.config
+        return CallSpec(
+            kind="rubric",
+            what=f"the rubric for prompt {excerpt(prompt)}",
+            keyed=lambda structured: self.keyed("rubric", prompt, reference, structured=structured),
+            messages=lambda: prompts.rubric_messages(
+                prompt,
+                reference=reference,
+                context_code=self.context_code,
+                min_criteria=c.min_criteria,
+                max_criteria=c.max_criteria,
+            ),
+            parse=lambda text: parse_rubric(
+                text, min_criteria=c.min_criteria, max_criteria=c.max_criteria
+            ),
+            model_type=Rubric,
+            seed=c.seed,
+            response_format=lambda: _rubric_format(c.min_criteria, c.max_criteria),
+        )
+
+    def pass_spec(
+        self,
+        prompt: str,
+        rubric: Rubric,
+        slot_a: str,
+        slot_b: str,
+        reference: str | None,
+        sample: int = 0,
+    ) -> CallSpec[SlotScores]:
+        return CallSpec(
+            kind="pass",
+            what=f"a pass on prompt {excerpt(prompt)}",
+            keyed=lambda structured: self.keyed(
+                "pass", prompt, reference, rubric, slot_a, slot_b, sample, structured=structured
+            ),
+            messages=lambda: prompts.pass_messages(
+                prompt,
+                rubric,
+                slot_a,
+                slot_b,
+                reference=reference,
+                context_code=self.context_code,
+                response_code=prompts.new_code(prompt, slot_a, slot_b, reference or ""),
+            ),
+            parse=lambda text: parse_pass(text, rubric),
+            model_type=SlotScores,
+            seed=self.sample_seed(sample),
+            response_format=lambda: _pass_format(rubric),
+        )
+
+    def grade_spec(
+        self, prompt: str, rubric: Rubric, response: str, reference: str | None, sample: int = 0
+    ) -> CallSpec[GradeAnswer]:
+        return CallSpec(
+            kind="grade",
+            what=f"a grading on prompt {excerpt(prompt)}",
+            keyed=lambda structured: self.keyed(
+                "grade", prompt, reference, rubric, response, None, sample, structured=structured
+            ),
+            messages=lambda: prompts.grade_messages(
+                prompt,
+                rubric,
+                response,
+                reference=reference,
+                context_code=self.context_code,
+                response_code=prompts.new_code(prompt, response, reference or ""),
+            ),
+            parse=lambda text: parse_grade(text, rubric),
+            model_type=GradeAnswer,
+            seed=self.sample_seed(sample),
+            response_format=lambda: _grade_format(rubric),
+        )
+
+    # -- the protocol ------------------------------------------------------------------
+
+    def protocol(
+        self, spec: CallSpec[ParsedT]
+    ) -> Generator[Request, Completion, tuple[ParsedT, CallInfo]]:
+        """The steps of one judge call (see the module docstring). A call that ends in a
+        `JudgeError` counts one judge error, however many requests it took."""
+        try:
+            structured = spec.response_format is not None and self.structured_wanted()
+            try:
+                return (yield from self._attempt(spec, structured))
+            except JudgeUnavailableError as error:
+                if not self._falls_back(error, structured):
+                    raise
+            return (yield from self._attempt(spec, False))
+        except JudgeError:
+            self.stats.add(judge_errors=1)
+            raise
+
+    def _falls_back(self, error: JudgeUnavailableError, structured: bool) -> bool:
+        """Whether `error` is a server refusing the schema in `auto` mode; then schemas are
+        not sent again this session (the caller asks again without one)."""
+        if not (
+            structured
+            and self.config.structured_output == "auto"
+            and error.cause == "status"
+            and error.status in STRUCTURED_REJECTED
+        ):
+            return False
+        with self._lock:
+            if self._structured_ok is not False:
+                self._structured_ok = False
+                self.stats.add(structured_fallbacks=1)
+        return True
+
+    def _attempt(
+        self, spec: CallSpec[ParsedT], structured: bool
+    ) -> Generator[Request, Completion, tuple[ParsedT, CallInfo]]:
+        key, fields = spec.keyed(structured)
+        hit = self._from_cache(key, spec)
+        if hit is not None:
+            return hit
+        response_format = spec.response_format() if structured and spec.response_format else None
+        request = Request(spec.messages(), spec.seed, response_format)
+        started = time.perf_counter()
+        completion = yield from self._ask(request)
+        usage, retries, repaired = completion.usage, completion.retries, False
+        try:
+            parsed = _parse_complete(spec.parse, completion)
+        except ParseError as first:
+            self.stats.add(repairs=1)
+            hint = render_error_hint(first, completion.finish_reason)
+            repair = prompts.repair_messages(request.messages, quoted_answer(completion.text), hint)
+            completion = yield from self._ask(Request(repair, spec.seed, response_format))
+            usage, retries, repaired = usage + completion.usage, retries + completion.retries, True
+            try:
+                parsed = _parse_complete(spec.parse, completion)
+            except ParseError as second:
+                raise unreadable(spec.what, second, completion) from second
+        info = CallInfo(
+            raw=completion.text,
+            usage=usage,
+            latency_s=time.perf_counter() - started,
+            cached=False,
+            repaired=repaired,
+            retries=retries,
+            model=completion.model,
+        )
+        self._store(key, fields, parsed, info)
+        return parsed, info
+
+    def _ask(self, request: Request) -> Generator[Request, Completion, Completion]:
+        """Yield one request; count it, with its retries and tokens, however it ends."""
+        try:
+            completion = yield request
+        except JudgeError as error:
+            self.stats.add(requests=1, retries=error.retries)
+            raise
+        self.stats.add(
+            requests=1,
+            retries=completion.retries,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+        )
+        return completion
+
+    def _from_cache(self, key: str, spec: CallSpec[ParsedT]) -> tuple[ParsedT, CallInfo] | None:
+        """The cached answer for `key`; None when the judge must be asked. Raises when it
+        cannot be: replay mode, or no judge to ask."""
+        cache = self.cache
+        if cache.reads:
+            entry = cache.get(key)
+            if entry is not None:
+                self.stats.add(cache_hits=1)
+                info = CallInfo(
+                    raw=entry.raw,
+                    usage=entry.usage,
+                    latency_s=entry.latency_s,
+                    cached=True,
+                    model=entry.model,
+                )
+                return spec.model_type.model_validate(entry.parsed), info
+            self.stats.add(cache_misses=1)
+        if cache.mode == "replay":
+            raise CacheMissError(
+                f"replay mode has no cached judge answer for {spec.what} with judge model "
+                f"{self.model or '(none set)'!r}; run once with --judge-cache=rw against a "
+                "judge to record it, with the same --judge-model"
+            )
+        if not self.can_ask:
+            raise JudgeNotConfiguredError(
+                f"no judge configured and no cached answer for {spec.what}: {NOT_CONFIGURED_HINT}"
+            )
+        return None
+
+    def _store(
+        self, key: str, fields: dict[str, object], parsed: BaseModel, info: CallInfo
+    ) -> None:
+        """Write a fresh answer to the cache (when the mode writes)."""
+        if self.cache.writes:
+            self.cache.put(
+                CacheEntry.model_construct(  # our own key and plain fields: nothing to check
+                    key=key,
+                    fields=fields,
+                    raw=info.raw,
+                    parsed=parsed.model_dump(mode="json"),
+                    usage=info.usage,
+                    latency_s=info.latency_s,
+                    created_at=time.time(),
+                    model=info.model,
+                ),
+                checked=True,  # the key was computed from these fields (keyed_fields)
+            )
+
+
+def drive_blocking(
+    call: Generator[Request, Completion, tuple[ParsedT, CallInfo]],
+    send: Callable[[Request], Completion],
+) -> tuple[ParsedT, CallInfo]:
+    """Run a call's protocol, sending each request with a blocking `send`."""
+    try:
+        request = next(call)
+        while True:
+            try:
+                completion = send(request)
+            except JudgeError as error:
+                request = call.throw(error)
+            else:
+                request = call.send(completion)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def drive_async(
+    call: Generator[Request, Completion, tuple[ParsedT, CallInfo]],
+    send: Callable[[Request], Awaitable[Completion]],
+) -> tuple[ParsedT, CallInfo]:
+    """Run a call's protocol, awaiting each request's `send`."""
+    try:
+        request = next(call)
+        while True:
+            try:
+                completion = await send(request)
+            except JudgeError as error:
+                request = call.throw(error)
+            else:
+                request = call.send(completion)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def quoted_answer(text: str) -> str:
+    """An unreadable answer as the repair request quotes it: cut past `REPAIR_QUOTE_CHARS`."""
+    if len(text) <= REPAIR_QUOTE_CHARS:
+        return text
+    return (
+        text[:REPAIR_QUOTE_CHARS]
+        + f"\n[... {len(text) - REPAIR_QUOTE_CHARS:,} more characters not repeated here ...]"
+    )
+
+
+def unreadable(what: str, error: ParseError, completion: Completion) -> JudgeOutputError:
+    """The error for an answer still unreadable after the repair request, quoting its start."""
+    return JudgeOutputError(
+        f"the judge's answer for {what} could not be read after one repair request: "
+        f"{render_error_hint(error, completion.finish_reason)}; its answer began "
+        f"{excerpt(completion.text, RAW_EXCERPT)}",
+        raw=completion.text,
+    )
+
+
+def _parse_complete(parse: Callable[[str], ParsedT], completion: Completion) -> ParsedT:
+    """Parse an answer, refusing one the server cut off at max_tokens even if it parses:
+    a rubric cut after a whole criterion would silently lose the rest."""
+    if completion.finish_reason == "length":
+        raise ParseError("the answer was cut off before it ended")
+    return parse(completion.text)
+
+
+@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
+def _canonical(rubric: Rubric) -> list[dict[str, object]]:
+    """`rubric.canonical()`, once per rubric: every pass on a prompt keys on the same one.
+    Shared between calls, so never changed in place."""
+    return rubric.canonical()
+
+
+@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
+def _pass_format(rubric: Rubric) -> dict[str, object]:
+    """The pass's JSON Schema, built once per rubric (and so one object, whose JSON text a
+    client may keep)."""
+    return schemas.pass_format(rubric)
+
+
+@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
+def _grade_format(rubric: Rubric) -> dict[str, object]:
+    return schemas.grade_format(rubric)
+
+
+@functools.lru_cache(maxsize=64)
+def _rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
+    return schemas.rubric_format(min_criteria, max_criteria)
+
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """`text` on one line, cut to `limit` characters, quoted."""
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
