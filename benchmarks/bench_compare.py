@@ -211,7 +211,7 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
         prompt = row["prompt"]
         if prompt not in seen:
             seen.add(prompt)
-            put(judge._keyed_fields("rubric", prompt, None, structured=structured),
+            put(judge.core.keyed("rubric", prompt, None, structured=structured),
                 rubric.model_dump(mode="json"))  # fmt: skip
         for slot_a, slot_b, label in (
             (row["response_A"], row["response_B"], "B>A"),
@@ -227,7 +227,7 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
                 preference=label,  # type: ignore[arg-type]
                 overall_justification="The longer answer is more complete.",
             )  # fmt: skip
-            keyed = judge._keyed_fields(
+            keyed = judge.core.keyed(
                 "pass", prompt, None, rubric, slot_a, slot_b, structured=structured
             )
             put(keyed, answer.model_dump(mode="json"))
@@ -392,7 +392,7 @@ def _single_call_tokens(judge: Any, url: str, data: list[dict[str, str]]) -> tup
                                    (row["response_B"], row["response_A"])):  # fmt: skip
                 _, user = prompts.pass_messages(
                     row["prompt"], placeholder, slot_a, slot_b, reference=None,
-                    context_code=judge._context_code,
+                    context_code=judge.core.context_code,
                     response_code=prompts.new_code(row["prompt"], slot_a, slot_b),
                 )  # fmt: skip
                 assert rubric_section in user["content"]

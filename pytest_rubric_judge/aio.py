@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from .client import environment_proxy
-from .credentials import Secret, secret_forms, split_userinfo
+from .credentials import Secret, basic_auth, secret_forms, split_userinfo
 from .http_policy import (
     DEFAULT_MAX_BODY_BYTES,
     AttemptFailed,
@@ -89,7 +89,7 @@ class AsyncChatClient:
             secrets=secret_forms(self._api_key, username, password),
         )
         self._proxy = environment_proxy(plain_url)
-        self._basic = aiohttp.BasicAuth(username, password) if (username or password) else None
+        self._basic = basic_auth(username, password) if (username or password) else None
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -131,10 +131,11 @@ class AsyncChatClient:
             }
             if self._api_key is not None:
                 headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
+            elif self._basic is not None:
+                headers["Authorization"] = self._basic.reveal()
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
                 headers=headers,
-                auth=self._basic if self._api_key is None else None,
                 auto_decompress=False,  # decoded here, under the size cap
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.policy.timeout),
                 trust_env=False,  # `environment_proxy` chose the proxy

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 __all__ = [
     "MASK",
     "Secret",
+    "basic_auth",
     "is_loopback",
     "mask",
     "redact_url",
@@ -134,6 +135,12 @@ def mask(text: str, forms: Iterable[str]) -> str:
         if form:
             text = text.replace(form, MASK)
     return text
+
+
+def basic_auth(username: str, password: str) -> Secret:
+    """The `Authorization` header value of HTTP Basic auth, as a Secret."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return Secret(f"Basic {token}")
 
 
 def is_loopback(host: str) -> bool:

@@ -140,14 +140,28 @@ def chat_body(
     """The JSON body of a chat-completions request. Optional sampling fields are sent only
     when given, since some servers reject fields they do not know."""
     body: dict[str, object] = {"model": model, "messages": messages, "temperature": temperature}
-    optional: dict[str, object | None] = {
-        "max_tokens": max_tokens,
-        "top_p": top_p,
-        "seed": seed,
-        "response_format": response_format,
-    }
+    optional: dict[str, object | None] = {"max_tokens": max_tokens, "top_p": top_p, "seed": seed}
     body.update({key: value for key, value in optional.items() if value is not None})
-    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    text = json.dumps(body, ensure_ascii=False)
+    if response_format is not None:
+        text = f'{text[:-1]}, "response_format": {_format_json(response_format)}}}'
+    return text.encode("utf-8")
+
+
+_FORMAT_JSON: dict[int, tuple[object, str]] = {}
+
+
+def _format_json(response_format: dict[str, object]) -> str:
+    """The JSON text of a response format. A rubric's schema is one object, sent with every
+    pass on its prompt, so its text is kept (by identity, with the object kept alive)."""
+    known = _FORMAT_JSON.get(id(response_format))
+    if known is not None and known[0] is response_format:
+        return known[1]
+    if len(_FORMAT_JSON) >= 1024:
+        _FORMAT_JSON.clear()
+    text = json.dumps(response_format, ensure_ascii=False)
+    _FORMAT_JSON[id(response_format)] = (response_format, text)
+    return text
 
 
 class BodyDecoder:
