@@ -2,8 +2,8 @@
 
     python benchmarks/fake_server.py --port 18500 --latency 0.1 [--deepeval] [--no-log]
 
-The answers are the fake judge's (`pytest_rubric_judge.testing.FakeJudge` and its
-heuristic policy: the same request parsing, policy and completion bodies as in the tests),
+The answers are the fake judge's (`pytest_rubric_judge.testing.FakeJudgeHandler` and its
+heuristic policy: the same request reading, policy and completion bodies as in the tests),
 served by a small asyncio HTTP/1.1 server instead of the test server's thread per
 connection: the latency is a timer, not a sleeping thread, so a hundred requests in flight
 cost the server no more CPU than one at a time. Several of these may share one port
@@ -22,8 +22,13 @@ import signal
 import socket
 import sys
 
-from pytest_rubric_judge import testing
-from pytest_rubric_judge.prompts import ParsedRequest, parse_request
+from pytest_rubric_judge.testing import (
+    FakeJudgeHandler,
+    HeuristicPolicy,
+    ParsedRequest,
+    Reply,
+    json_answers,
+)
 
 GEVAL_ANSWER = json.dumps(
     {
@@ -43,50 +48,35 @@ _MAX_HEAD = 64 * 1024
 SINGLE_CALL_MARK = "TASK: single-call"
 
 
-def single_call_reply(judge: testing.FakeJudge, body: bytes) -> testing._Reply:
-    """A single-call answer: the heuristic policy's rubric and its pass, in one JSON object,
-    with the usage counted as the fake judge counts every request."""
-    messages = json.loads(body)["messages"]
-    request = parse_request(messages)  # read as a pass whose rubric is the default one
-    policy = testing.HeuristicPolicy()
-    token = testing._ANSWER_JSON.set(True)
-    try:
-        answer = {**json.loads(policy._rubric(request)), **json.loads(policy._pass(request))}
-    finally:
-        testing._ANSWER_JSON.reset(token)
-    text = json.dumps(answer, ensure_ascii=False)
-    chars = sum(len(m["content"]) for m in messages)
-    with judge._lock:
-        judge._count += 1
-        judge._serial += 1
-        serial = judge._serial
-    return testing._json_reply(200, judge._completion(serial, text, "stop", chars))
+class BenchPolicy:
+    """The heuristic policy, plus the answers to the requests only the benchmarks send.
 
+    A single-call request (its system message carries `SINGLE_CALL_MARK`) gets the
+    heuristic's rubric and its pass in one JSON object; it reads as a request whose rubric
+    is the default one. With `deepeval`, a request that is not this project's (DeepEval's
+    G-Eval prompts) gets JSON that G-Eval reads.
+    """
 
-class DeepEvalAware:
-    """The heuristic policy for this project's requests; G-Eval JSON for anything else."""
-
-    def __init__(self) -> None:
-        self.heuristic = testing.HeuristicPolicy()
+    def __init__(self, *, deepeval: bool = False) -> None:
+        self.heuristic = HeuristicPolicy()
+        self.deepeval = deepeval
 
     def __call__(self, request: ParsedRequest) -> str:
-        if request.task == "rubric" and not request.prompt:
+        if SINGLE_CALL_MARK in request.system:
+            with json_answers():
+                rubric = json.loads(self.heuristic.rubric_answer(request))
+                scores = json.loads(self.heuristic.pass_answer(request))
+            return json.dumps({**rubric, **scores}, ensure_ascii=False)
+        if self.deepeval and request.task == "rubric" and not request.prompt:
             return GEVAL_ANSWER
         return self.heuristic(request)
-
-
-class _NoLog(list):  # type: ignore[type-arg]
-    """A request log that keeps nothing (appends are dropped)."""
-
-    def append(self, item: object) -> None:
-        pass
 
 
 class _Connection(asyncio.Protocol):
     """HTTP/1.1 keep-alive: requests answered in order, each after the fixed latency."""
 
-    def __init__(self, judge: testing.FakeJudge, latency: float) -> None:
-        self.judge = judge
+    def __init__(self, handler: FakeJudgeHandler, latency: float) -> None:
+        self.handler = handler
         self.latency = latency
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -126,17 +116,14 @@ class _Connection(asyncio.Protocol):
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
             if target == "/bench/stats":
-                stats = {"requests": self.judge.request_count}
-                reply = testing._Reply(200, json.dumps(stats).encode())
-            elif SINGLE_CALL_MARK.encode() in body:
-                reply = single_call_reply(self.judge, body)
+                reply = Reply.json(200, {"requests": self.handler.request_count})
             else:
-                reply = self.judge._handle(method, target, headers, body)
+                reply = self.handler.handle(method, target, headers, body)
             head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
             head += [f"Content-Length: {len(reply.payload)}"]
             head += [f"{key}: {value}" for key, value in reply.headers.items()]
             message = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.payload
-            delay = self.latency if method == "POST" else 0.0
+            delay = self.latency if reply.chat else 0.0
             self.loop.call_later(delay, self._send, message)
 
     def _send(self, message: bytes) -> None:
@@ -148,13 +135,15 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(judge: testing.FakeJudge, port: int, latency: float, lifetime: float) -> None:
+async def serve(handler: FakeJudgeHandler, port: int, latency: float, lifetime: float) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Connection(judge, latency), sock=sock, backlog=1024)
+    server = await loop.create_server(
+        lambda: _Connection(handler, latency), sock=sock, backlog=1024
+    )
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -175,11 +164,8 @@ def main() -> int:
     parser.add_argument("--deepeval", action="store_true")
     parser.add_argument("--no-log", action="store_true")
     args = parser.parse_args()
-    policy = DeepEvalAware() if args.deepeval else None
-    judge = testing.FakeJudge(policy)  # answers only: never started, no latency of its own
-    if args.no_log:
-        judge._log = _NoLog()  # type: ignore[assignment]
-    asyncio.run(serve(judge, args.port, args.latency, args.max_lifetime))
+    handler = FakeJudgeHandler(BenchPolicy(deepeval=args.deepeval), record=not args.no_log)
+    asyncio.run(serve(handler, args.port, args.latency, args.max_lifetime))
     return 0
 
 

@@ -3,52 +3,96 @@
 A judge model writes a rubric for each prompt, scores two responses on every criterion in
 both slot orders, and says which is better; verdicts that flip with the order are refused.
 
-Importing this package has no side effects; the pytest plugin lives in
-`pytest_rubric_judge.plugin` and is registered through the `pytest11` entry point.
+Importing this package has no side effects and costs next to nothing: the public names
+below are imported from their modules on first use (PEP 562). Every submodule import
+runs this file first, the pytest entry point `pytest_rubric_judge.plugin` included, so a
+pytest run that never uses the judge does not pay for pydantic, httpx or numpy here.
 """
 
-from .assertions import (
-    GradeFailed,
-    JudgmentFailed,
-    assert_meets_rubric,
-    assert_not_worse,
-    assert_preferred,
-)
-from .errors import (
-    CacheMissError,
-    InputTooLargeError,
-    JudgeError,
-    JudgeNotConfiguredError,
-    JudgeOutputError,
-    JudgeUnavailableError,
-)
-from .judge import Judge, JudgeStats
-from .models import (
-    LABELS,
-    CallInfo,
-    Criterion,
-    CriterionScore,
-    Grade,
-    GradeScore,
-    Label,
-    PassResult,
-    Rubric,
-    Usage,
-    Verdict,
-)
-from .panel import JudgePanel
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .assertions import (
+        GradeFailed,
+        JudgmentFailed,
+        assert_meets_rubric,
+        assert_not_worse,
+        assert_preferred,
+    )
+    from .errors import (
+        CacheMissError,
+        InputTooLargeError,
+        JudgeError,
+        JudgeNotConfiguredError,
+        JudgeOutputError,
+        JudgeUnavailableError,
+    )
+    from .fixtures import Baseline
+    from .judge import Judge, JudgeStats
+    from .models import (
+        LABELS,
+        CallInfo,
+        Criterion,
+        CriterionScore,
+        Grade,
+        GradeScore,
+        Label,
+        PassResult,
+        Rubric,
+        Usage,
+        Verdict,
+    )
+    from .panel import JudgePanel
 
 __version__ = "0.1.0"
 
+#: Where each public name is defined, relative to this package. Keep it in step with the
+#: imports above, which are what type checkers read.
+_LAZY: dict[str, str] = {
+    "GradeFailed": "assertions",
+    "JudgmentFailed": "assertions",
+    "assert_meets_rubric": "assertions",
+    "assert_not_worse": "assertions",
+    "assert_preferred": "assertions",
+    "CacheMissError": "errors",
+    "InputTooLargeError": "errors",
+    "JudgeError": "errors",
+    "JudgeNotConfiguredError": "errors",
+    "JudgeOutputError": "errors",
+    "JudgeUnavailableError": "errors",
+    "Baseline": "fixtures",  # the judge_baseline fixture's type; needs pytest
+    "Judge": "judge",
+    "JudgeStats": "judge",
+    "LABELS": "models",
+    "CallInfo": "models",
+    "Criterion": "models",
+    "CriterionScore": "models",
+    "Grade": "models",
+    "GradeScore": "models",
+    "Label": "models",
+    "PassResult": "models",
+    "Rubric": "models",
+    "Usage": "models",
+    "Verdict": "models",
+    "JudgePanel": "panel",
+}
+
 
 def __getattr__(name: str) -> object:
-    # `Baseline` (the judge_baseline fixture's type) needs pytest; import it only on request
-    # so that the core stays importable without touching pytest.
-    if name == "Baseline":
-        from .fixtures import Baseline
+    """Import a public name from its module on first use, then keep it here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return Baseline
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from .aio import AsyncChatClient
-from .calls import CallCore, Request
+from .calls import CallCore
+from .callspec import Request
 from .client import ChatClient
 from .endpoints import AsyncMultiClient, MultiClient
 from .errors import JudgeError

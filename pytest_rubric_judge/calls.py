@@ -16,96 +16,45 @@ rule of a judge call is written once.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 
-from . import prompts, schemas
+from . import prompts
 from .cache import CacheEntry, JudgeCache, keyed_fields
+from .callspec import (
+    RUBRIC_MEMO_SIZE,
+    CallSpec,
+    JudgeStats,
+    Kind,
+    ParsedT,
+    Request,
+    canonical_rubric,
+    excerpt,
+    grade_format,
+    parse_complete,
+    pass_format,
+    quoted_answer,
+    rubric_format,
+    unreadable,
+)
 from .config import NOT_CONFIGURED_HINT, STRUCTURED_REJECTED, JudgeConfig
 from .errors import (
     CacheMissError,
     InputTooLargeError,
     JudgeError,
     JudgeNotConfiguredError,
-    JudgeOutputError,
     JudgeUnavailableError,
     ParseError,
 )
 from .http_policy import Completion
 from .models import CallInfo, GradeAnswer, Rubric, SlotScores
 from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
-
-ParsedT = TypeVar("ParsedT", bound=BaseModel)
-Kind = Literal["rubric", "pass", "grade"]
-Message = dict[str, Any]
-
-#: How much of an unreadable answer a JudgeOutputError quotes.
-RAW_EXCERPT = 160
-#: How much of an unreadable answer is sent back in the repair request: enough for the
-#: judge to see what it wrote, never a runaway answer uploaded in full.
-REPAIR_QUOTE_CHARS = 6000
-#: Rubrics kept in memory per judge (the cache holds every one).
-RUBRIC_MEMO_SIZE = 4096
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the driver must send: messages, the sample's seed, an optional schema."""
-
-    messages: list[Message]
-    seed: int | None
-    response_format: dict[str, object] | None
-
-
-@dataclass(frozen=True)
-class CallSpec(Generic[ParsedT]):
-    """Everything that defines one judge call; the expensive parts are built on a miss."""
-
-    kind: Kind
-    what: str
-    keyed: Callable[[bool], tuple[str, dict[str, object]]]
-    messages: Callable[[], list[Message]]
-    parse: Callable[[str], ParsedT]
-    model_type: type[ParsedT]
-    seed: int | None
-    response_format: Callable[[], dict[str, object]] | None
-
-
-@dataclass
-class JudgeStats:
-    """Counters of one judge's work, safe to update from several threads."""
-
-    requests: int = 0
-    retries: int = 0
-    repairs: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    judge_errors: int = 0
-    structured_fallbacks: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **deltas: int) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                name: getattr(self, name)
-                for name in self.__dataclass_fields__
-                if not name.startswith("_")
-            }
 
 
 class CallCore:
@@ -245,7 +194,7 @@ class CallCore:
             },
             prompt=prompt,
             reference=reference,
-            rubric=_canonical(rubric) if rubric is not None else None,
+            rubric=canonical_rubric(rubric) if rubric is not None else None,
             response_slot_a=slot_a,
             response_slot_b=slot_b,
             extra=extra or None,
@@ -269,7 +218,7 @@ class CallCore:
             ),
             model_type=Rubric,
             seed=c.seed,
-            response_format=lambda: _rubric_format(c.min_criteria, c.max_criteria),
+            response_format=lambda: rubric_format(c.min_criteria, c.max_criteria),
         )
 
     def pass_spec(
@@ -299,7 +248,7 @@ class CallCore:
             parse=lambda text: parse_pass(text, rubric),
             model_type=SlotScores,
             seed=self.sample_seed(sample),
-            response_format=lambda: _pass_format(rubric),
+            response_format=lambda: pass_format(rubric),
         )
 
     def grade_spec(
@@ -322,7 +271,7 @@ class CallCore:
             parse=lambda text: parse_grade(text, rubric),
             model_type=GradeAnswer,
             seed=self.sample_seed(sample),
-            response_format=lambda: _grade_format(rubric),
+            response_format=lambda: grade_format(rubric),
         )
 
     # -- the protocol ------------------------------------------------------------------
@@ -373,7 +322,7 @@ class CallCore:
         completion = yield from self._ask(request)
         usage, retries, repaired = completion.usage, completion.retries, False
         try:
-            parsed = _parse_complete(spec.parse, completion)
+            parsed = parse_complete(spec.parse, completion)
         except ParseError as first:
             self.stats.add(repairs=1)
             hint = render_error_hint(first, completion.finish_reason)
@@ -381,7 +330,7 @@ class CallCore:
             completion = yield from self._ask(Request(repair, spec.seed, response_format))
             usage, retries, repaired = usage + completion.usage, retries + completion.retries, True
             try:
-                parsed = _parse_complete(spec.parse, completion)
+                parsed = parse_complete(spec.parse, completion)
             except ParseError as second:
                 raise unreadable(spec.what, second, completion) from second
         info = CallInfo(
@@ -494,61 +443,3 @@ async def drive_async(
                 request = call.send(completion)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
-
-
-def quoted_answer(text: str) -> str:
-    """An unreadable answer as the repair request quotes it: cut past `REPAIR_QUOTE_CHARS`."""
-    if len(text) <= REPAIR_QUOTE_CHARS:
-        return text
-    return (
-        text[:REPAIR_QUOTE_CHARS]
-        + f"\n[... {len(text) - REPAIR_QUOTE_CHARS:,} more characters not repeated here ...]"
-    )
-
-
-def unreadable(what: str, error: ParseError, completion: Completion) -> JudgeOutputError:
-    """The error for an answer still unreadable after the repair request, quoting its start."""
-    return JudgeOutputError(
-        f"the judge's answer for {what} could not be read after one repair request: "
-        f"{render_error_hint(error, completion.finish_reason)}; its answer began "
-        f"{excerpt(completion.text, RAW_EXCERPT)}",
-        raw=completion.text,
-    )
-
-
-def _parse_complete(parse: Callable[[str], ParsedT], completion: Completion) -> ParsedT:
-    """Parse an answer, refusing one the server cut off at max_tokens even if it parses:
-    a rubric cut after a whole criterion would silently lose the rest."""
-    if completion.finish_reason == "length":
-        raise ParseError("the answer was cut off before it ended")
-    return parse(completion.text)
-
-
-@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
-def _canonical(rubric: Rubric) -> list[dict[str, object]]:
-    """`rubric.canonical()`, once per rubric: every pass on a prompt keys on the same one.
-    Shared between calls, so never changed in place."""
-    return rubric.canonical()
-
-
-@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
-def _pass_format(rubric: Rubric) -> dict[str, object]:
-    """The pass's JSON Schema, built once per rubric (and so one object, whose JSON text a
-    client may keep)."""
-    return schemas.pass_format(rubric)
-
-
-@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
-def _grade_format(rubric: Rubric) -> dict[str, object]:
-    return schemas.grade_format(rubric)
-
-
-@functools.lru_cache(maxsize=64)
-def _rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
-    return schemas.rubric_format(min_criteria, max_criteria)
-
-
-def excerpt(text: str, limit: int = 60) -> str:
-    """`text` on one line, cut to `limit` characters, quoted."""
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")

@@ -20,12 +20,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .aio import AsyncChatClient
 from .client import ChatClient
 from .errors import JudgeUnavailableError
 from .http_policy import Completion
+
+if TYPE_CHECKING:  # the asyncio client (aiohttp) is imported only by the batch path
+    from .aio import AsyncChatClient
 
 DEFAULT_COOL_DOWN = 30.0
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .cache import CacheMode, JudgeCache
-from .calls import CallCore, JudgeStats, Request
+from .calls import CallCore
+from .callspec import JudgeStats, Request
 from .client import ChatClient
 from .config import (
     DEFAULT_MAX_INPUT_CHARS,

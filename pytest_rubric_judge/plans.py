@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from .calls import CallCore, CallSpec, Request, drive_async, drive_blocking
+from .calls import CallCore, drive_async, drive_blocking
+from .callspec import CallSpec, Request
 from .http_policy import Completion
 from .models import CallInfo, Criterion, Grade, Rubric, Verdict
 from .scoring import (

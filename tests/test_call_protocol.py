@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_rubric_judge.cache import JudgeCache
-from pytest_rubric_judge.calls import REPAIR_QUOTE_CHARS, CallCore, Request, drive_blocking
+from pytest_rubric_judge.calls import CallCore, drive_blocking
+from pytest_rubric_judge.callspec import REPAIR_QUOTE_CHARS, Request
 from pytest_rubric_judge.config import JudgeConfig
 from pytest_rubric_judge.errors import (
     CacheMissError,

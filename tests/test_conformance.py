@@ -412,3 +412,38 @@ def test_two_replicas_refusing_schemas_fall_back_and_give_the_verdict(
             stats = judge.stats.as_dict()
     assert stats["judge_errors"] == 0  # the fallback recovered: not an error
     assert stats["structured_fallbacks"] == 1
+
+
+# -- proxies from the environment ----------------------------------------------------------
+
+
+def test_a_remote_judge_is_reached_through_the_environment_proxy(
+    kind: str, serve: Callable[..., WireServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy receives the request in absolute form and answers for the judge."""
+    proxy = serve(ok("via proxy"))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    if kind.startswith("multi"):
+        pytest.skip("the dead first endpoint is on loopback, which never uses a proxy")
+    assert complete(kind, "http://judge.example.invalid/v1").text == "via proxy"
+    (request,) = proxy.requests
+    assert request.path == "http://judge.example.invalid/v1/chat/completions"
+
+
+def test_a_judge_on_this_machine_never_uses_the_proxy(
+    kind: str, serve: Callable[..., WireServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead_url().split(':')[2][:-3]}")
+    assert complete(kind, serve(ok("direct")).url).text == "direct"
+
+
+@pytest.mark.parametrize("value", ["http://user:hunter2hunter2@proxy:notaport", "ftp://proxy:21"])
+def test_a_malformed_proxy_setting_is_a_clear_error(
+    kind: str, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", value)
+    with pytest.raises(ValueError, match="HTTPS_PROXY") as caught:
+        complete(kind, "https://judge.example.invalid/v1")
+    assert "hunter2hunter2" not in str(caught.value)
