@@ -189,7 +189,7 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
     from pytest_rubric_judge.cache import CacheEntry
     from pytest_rubric_judge.cli import build_parser
     from pytest_rubric_judge.cli.options import judge_from_args
-    from pytest_rubric_judge.models import CriterionScore, Rubric, SlotScores
+    from pytest_rubric_judge.parsing import parse_pass, parse_rubric
     from pytest_rubric_judge.testing import DEFAULT_CRITERIA
 
     args = build_parser().parse_args(
@@ -198,39 +198,46 @@ def _populate(data_path: Path, cache: Path, count: int, prompts: int) -> float:
     )  # fmt: skip
     judge = judge_from_args(args)
     # The keys the judge will look up: with or without a JSON schema, as it would send.
-    structured = bool(getattr(judge, "_structured_wanted", lambda: False)())
-    rubric = Rubric.of(DEFAULT_CRITERIA, source="judge")
+    structured = judge.core.structured_wanted()
+    config = judge.config
+    rubric_raw = json.dumps({"criteria": [dict(c) for c in DEFAULT_CRITERIA]})
+    rubric = parse_rubric(
+        rubric_raw, min_criteria=config.min_criteria, max_criteria=config.max_criteria
+    )
     started = time.perf_counter()
 
-    def put(keyed: tuple[str, dict[str, object]], parsed: dict[str, object]) -> None:
+    def put(keyed: tuple[str, dict[str, object]], raw: str, parsed: dict[str, object]) -> None:
         key, fields = keyed
-        judge.cache.put(CacheEntry(key=key, fields=fields, raw="(synthetic)", parsed=parsed))
+        judge.cache.put(CacheEntry(key=key, fields=fields, raw=raw, parsed=parsed))
 
     seen: set[str] = set()
-    for row in rows(count, prompts):
+    for index, row in enumerate(rows(count, prompts)):
         prompt = row["prompt"]
         if prompt not in seen:
             seen.add(prompt)
-            put(judge.core.keyed("rubric", prompt, None, structured=structured),
+            put(judge.core.keyed("rubric", prompt, None, structured=structured), rubric_raw,
                 rubric.model_dump(mode="json"))  # fmt: skip
         for slot_a, slot_b, label in (
             (row["response_A"], row["response_B"], "B>A"),
             (row["response_B"], row["response_A"], "A>B"),
         ):
             worse, better = (2, 5) if label == "B>A" else (5, 2)
-            answer = SlotScores(
-                scores=tuple(
-                    CriterionScore(name=str(c["name"]), score_a=worse, score_b=better,
-                                   justification_a="Short.", justification_b="Complete.")
+            # Each answer's text is distinct, as real answers are: the cache re-reads every
+            # raw text it serves, and a repeated text would be read once.
+            raw = json.dumps({
+                "scores": [
+                    {"name": c["name"], "score_A": worse, "score_B": better,
+                     "justification_A": f"Short ({index}).",
+                     "justification_B": f"Complete ({index})."}
                     for c in DEFAULT_CRITERIA
-                ),
-                preference=label,  # type: ignore[arg-type]
-                overall_justification="The longer answer is more complete.",
-            )  # fmt: skip
+                ],
+                "overall_justification": f"Row {index}: the longer answer is more complete.",
+                "preference": label,
+            })  # fmt: skip
             keyed = judge.core.keyed(
                 "pass", prompt, None, rubric, slot_a, slot_b, structured=structured
             )
-            put(keyed, answer.model_dump(mode="json"))
+            put(keyed, raw, parse_pass(raw, rubric).model_dump(mode="json"))
     judge.close()
     return time.perf_counter() - started
 

@@ -211,5 +211,5 @@ class AsyncChatClient:
             async for chunk in response.content.iter_any():
                 decoder.feed(chunk)
             body = decoder.finish()
-        headers = {name.lower(): value for name, value in response.headers.items()}
-        return Reply(response.status, headers, body)
+        # aiohttp's headers look names up case-insensitively, as `Reply` requires.
+        return Reply(response.status, response.headers, body)

@@ -402,8 +402,8 @@ class ChatClient:
                     decoder.feed(chunk)
                     self._deadline.bound(None, httpcore.ReadTimeout)
                 body = decoder.finish()
-                headers = {name.lower(): value for name, value in response.headers.items()}
-                return Reply(response.status_code, headers, body)
+                # httpx's headers look names up case-insensitively, as `Reply` requires.
+                return Reply(response.status_code, response.headers, body)
         except AttemptFailed:
             raise
         except _CAUGHT as exc:

@@ -73,7 +73,8 @@ RETRIED_CAUSES = frozenset({"connect_timeout", "timeout", "refused", "unreachabl
 
 @dataclass(frozen=True)
 class Reply:
-    """A whole HTTP response: status, headers (lower-case names) and the decoded body."""
+    """A whole HTTP response: status, headers (looked up by lower-case name, whatever the
+    case the server used) and the decoded body."""
 
     status: int
     headers: Mapping[str, str]

@@ -16,6 +16,7 @@ from typing import Any
 
 import diskcache  # type: ignore[import-untyped]
 import pytest
+from cache_answers import pass_text, rubric_of
 
 from pytest_rubric_judge.cache import (
     CACHE_MODES,
@@ -29,7 +30,9 @@ from pytest_rubric_judge.cache import (
     keyed_fields,
     validate_mode,
 )
+from pytest_rubric_judge.errors import JudgeError
 from pytest_rubric_judge.models import Usage
+from pytest_rubric_judge.parsing import parse_pass
 
 RUBRIC: list[dict[str, object]] = [
     {"name": "accuracy", "description": "Facts are right.", "weight": 0.6, "type": "scale"},
@@ -59,20 +62,27 @@ def pass_kwargs() -> dict[str, Any]:
     }
 
 
-def make_entry(index: int = 0, *, raw: str | None = None, **changes: Any) -> CacheEntry:
-    """A consistent entry for the pass on prompt number `index`."""
+def make_entry(index: int = 0, *, note: str | None = None, **changes: Any) -> CacheEntry:
+    """A consistent entry for the pass on prompt number `index`, whose raw answer (with
+    `note` as its overall justification) reads back as its stored answer."""
     kwargs = pass_kwargs()
     kwargs["prompt"] = f"prompt {index}"
     kwargs.update(changes)
     fields = key_fields(**kwargs)
+    raw = pass_text("A>B", {"accuracy": (4, 2), "clarity": (4, 3)}, overall=note or f"#{index}")
     return CacheEntry.for_fields(
         fields,
-        raw=raw if raw is not None else f"```yaml\npreference: A>B  # {index}\n```",
-        parsed={"preference": "A>B", "scores": [], "index": index},
+        raw=raw,
+        parsed=parse_pass(raw, rubric_of(RUBRIC)).model_dump(mode="json"),
         usage=Usage(prompt_tokens=100, completion_tokens=20, total_tokens=120),
         latency_s=0.25,
         model="judge-model",
     )
+
+
+def note_of(entry: CacheEntry | None) -> object:
+    """The overall justification of a stored pass (None for no entry)."""
+    return entry.parsed["overall_justification"] if entry is not None else None
 
 
 # -- keys ----------------------------------------------------------------------------
@@ -347,8 +357,8 @@ def test_replay_sees_a_cache_created_after_it_first_looked(tmp_path: Path) -> No
 
 
 def test_refresh_writes_but_never_reads(tmp_path: Path) -> None:
-    old = make_entry(raw="old answer")
-    new = make_entry(raw="new answer")
+    old = make_entry(note="old answer")
+    new = make_entry(note="new answer")
     assert old.key == new.key
     with JudgeCache(tmp_path / "c", "rw") as cache:
         cache.put(old)
@@ -358,7 +368,7 @@ def test_refresh_writes_but_never_reads(tmp_path: Path) -> None:
         assert (refresh.hits, refresh.misses) == (0, 0)
     with JudgeCache(tmp_path / "c", "rw") as cache:
         stored = cache.get(old.key)
-        assert stored is not None and stored.raw == "new answer"
+        assert note_of(stored) == "new answer"
         assert len(cache) == 1
 
 
@@ -402,7 +412,7 @@ def test_survives_reopen(tmp_path: Path) -> None:
 
 
 def test_entries_are_json_text_kept_inside_sqlite(tmp_path: Path) -> None:
-    big = make_entry(raw="x" * 200_000)
+    big = make_entry(note="x" * 90_000)
     with JudgeCache(tmp_path / "c") as cache:
         cache.put(big)
     stored = diskcache.Cache(str(tmp_path / "c"))
@@ -458,7 +468,7 @@ def _write_entries(directory: str, worker: int, barrier: Any) -> None:
     barrier.wait(timeout=60)  # start writing together, so that the writes really overlap
     for i in range(PER_WORKER):
         index = i if i < SHARED else 1000 * (worker + 1) + i
-        cache.put(make_entry(index, raw=f"worker {worker} entry {i}"))
+        cache.put(make_entry(index, note=f"worker {worker} entry {i}"))
     cache.close()
 
 
@@ -487,11 +497,11 @@ def test_concurrent_writers_from_several_processes(tmp_path: Path) -> None:
         for i in range(SHARED):
             shared = cache.get(make_entry(i).key)
             assert shared is not None
-            assert shared.raw in {f"worker {w} entry {i}" for w in range(WORKERS)}
+            assert note_of(shared) in {f"worker {w} entry {i}" for w in range(WORKERS)}
         for worker in range(WORKERS):
             for i in range(SHARED, PER_WORKER):
                 own = cache.get(make_entry(1000 * (worker + 1) + i).key)
-                assert own is not None and own.raw == f"worker {worker} entry {i}"
+                assert note_of(own) == f"worker {worker} entry {i}"
         assert cache.corrupt == 0
 
 
@@ -567,7 +577,19 @@ def test_corrupt_database_in_replay_raises_with_file_and_fix(tmp_path: Path) -> 
     assert str(directory / "cache.db") in message
     assert "delete it" in message and "--judge-cache=off" in message
     assert info.value.path == directory and info.value.file == directory / "cache.db"
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ValueError)  # as before it became a judge error
+    assert isinstance(info.value, JudgeError) and info.value.kind == "cache_corrupt"
+
+
+def test_replay_never_changes_the_cache(tmp_path: Path) -> None:
+    entry = make_entry()
+    with JudgeCache(tmp_path) as cache:
+        cache.put(entry)
+    with JudgeCache(tmp_path, "replay") as replay:
+        for change in (lambda: replay.delete(entry.key), replay.clear, lambda: replay.prune(0)):
+            with pytest.raises(ValueError, match="replay mode never changes the cache"):
+                change()
+        assert replay.get(entry.key) == entry
 
 
 @pytest.mark.parametrize("mode", ["rw", "refresh"])

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cache_answers import pass_entry, rubric_entry
 
-from pytest_rubric_judge.cache import CacheEntry, JudgeCache, key_fields
+from pytest_rubric_judge.cache import CacheEntry, JudgeCache
 from pytest_rubric_judge.cli import main
 from pytest_rubric_judge.cli.cache import duration
-from pytest_rubric_judge.models import Usage
 from pytest_rubric_judge.settings import DEFAULT_CACHE_DIR
 from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge
 
@@ -19,26 +19,7 @@ pytest_plugins = ["pytester"]
 
 
 def entry(index: int, *, created_at: float | None = None, kind: str = "pass") -> CacheEntry:
-    fields = key_fields(
-        kind="rubric" if kind == "rubric" else "pass",
-        protocol_version="1",
-        template_hash="t",
-        model="judge-model",
-        sampling={"temperature": 0.0},
-        prompt=f"prompt {index} é",
-        reference=None,
-        rubric=None if kind == "rubric" else [{"name": "accuracy", "weight": 1.0}],
-        response_slot_a=None if kind == "rubric" else "a",
-        response_slot_b=None if kind == "rubric" else "b",
-    )
-    made = CacheEntry.for_fields(
-        fields,
-        raw=f"answer {index}\nwith a second line",
-        parsed={"index": index},
-        usage=Usage(prompt_tokens=10, completion_tokens=3, total_tokens=13),
-        latency_s=0.5,
-        model="judge-model",
-    )
+    made = rubric_entry(index) if kind == "rubric" else pass_entry(index)
     return made if created_at is None else made.model_copy(update={"created_at": created_at})
 
 
@@ -127,6 +108,100 @@ def test_an_edited_entry_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert (
         "verdicts.jsonl:1: the entry's key is not the hash of its fields" in capsys.readouterr().err
     )
+
+
+def _export_line(item: CacheEntry, **changes: object) -> str:
+    data = json.loads(item.model_dump_json())
+    for dotted, value in changes.items():
+        target = data
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        last = parts[-1]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return json.dumps(data) + "\n"
+
+
+REFUSED = {
+    "empty answer": ({"parsed": {}}, "differs from what its raw text reads as"),
+    "out of range": ({"parsed__scores__0__score_a": 7}, "score_a"),
+    "missing criterion": ({"parsed__scores": []}, "scores"),
+    "disagrees with raw": ({"parsed__preference": "A>B"}, "preference"),
+    "raw unreadable": ({"raw": "no answer here"}, "raw text"),
+}
+
+
+def test_import_refuses_entries_whose_answer_does_not_read_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    existing = entry(50)
+    fill(tmp_path / "c", [existing])
+    lines = [entry(0).model_dump_json() + "\n"]
+    lines += [
+        _export_line(entry(i + 1), **change) for i, (change, _) in enumerate(REFUSED.values())
+    ]
+    lines.append(entry(9).model_dump_json() + "\n")
+    dump = tmp_path / "verdicts.jsonl"
+    dump.write_text("".join(lines))
+    assert main(["cache", "import", str(dump), f"--judge-cache-dir={tmp_path / 'c'}"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{len(REFUSED)} of {len(lines)} entries refused" in err and "nothing was imported" in err
+    )
+    for number, (_, reason) in enumerate(REFUSED.values(), start=2):
+        line = next(text for text in err.splitlines() if f"verdicts.jsonl:{number}:" in text)
+        assert reason in line, (line, reason)
+    with JudgeCache(tmp_path / "c", "replay") as cache:  # nothing imported, nothing lost
+        assert list(cache.entries()) == [existing]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"key": "\xff\xfe"}\n', "is not UTF-8 text"),
+        (b"SQLite format 3\x00" + b"\x00" * 200, "is an SQLite database"),
+        (b"[1, 2, 3]\n", "is not a cache export"),
+        (b"criteria:\n  - name: x\n", "is not a cache export"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "is not UTF-8 text"),
+    ],
+    ids=["latin1", "sqlite", "json_array", "yaml", "png"],
+)
+def test_a_file_that_is_not_an_export_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    dump = tmp_path / "verdicts.jsonl"
+    dump.write_bytes(content)
+    assert main(["cache", "import", str(dump), f"--judge-cache-dir={tmp_path / 'c'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(dump) in err and message in err and "rubric-judge cache export" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_import_of_a_missing_file_or_a_folder_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for path in (tmp_path / "missing.jsonl", tmp_path):
+        assert main(["cache", "import", str(path), f"--judge-cache-dir={tmp_path / 'c'}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err
+
+
+def test_import_into_a_damaged_cache_reports_and_keeps_going(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "c"
+    directory.mkdir()
+    (directory / "cache.db").write_bytes(b"this is not an sqlite database\n" * 200)
+    dump = tmp_path / "verdicts.jsonl"
+    dump.write_text(entry(1).model_dump_json() + "\n")
+    assert main(["cache", "import", str(dump), f"--judge-cache-dir={directory}"]) == 0
+    assert "moved aside" in capsys.readouterr().err
+    with JudgeCache(directory, "replay") as cache:
+        assert list(cache.entries()) == [entry(1)]
 
 
 def test_stats_prune_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cache_answers import rubric_entry
 
 from pytest_rubric_judge.cache import (
     CacheCorruptError,
     CacheEntry,
     JudgeCache,
     check_database,
-    key_fields,
 )
 from pytest_rubric_judge.judge import Judge
 from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge
@@ -52,16 +52,11 @@ WRITER = textwrap.dedent(
 
 
 def entry(index: int, size: int = 10) -> CacheEntry:
-    fields = key_fields(
-        kind="rubric",
-        protocol_version="1",
-        template_hash="t",
-        model="m",
-        sampling={},
-        prompt=f"prompt {index}",
-        reference=None,
-    )
-    return CacheEntry.for_fields(fields, raw="x" * size, parsed={"index": index})
+    """A stored rubric call whose raw answer is about `size` characters longer than usual."""
+    return rubric_entry(index, pad=size)
+
+
+TESTS = str(Path(__file__).parent)
 
 
 def test_eight_writer_processes_on_the_same_keys(tmp_path: Path) -> None:
@@ -119,14 +114,14 @@ def test_eight_writer_processes_on_the_same_keys(tmp_path: Path) -> None:
 KILLED_WRITER = textwrap.dedent(
     """
     import sys
-    from pytest_rubric_judge.cache import CacheEntry, JudgeCache, key_fields
+    sys.path.insert(0, sys.argv[2])
+    from cache_answers import rubric_entry
+    from pytest_rubric_judge.cache import JudgeCache
 
     cache = JudgeCache(sys.argv[1])
     index = 0
     while True:
-        fields = key_fields(kind="rubric", protocol_version="1", template_hash="t", model="m",
-                            sampling={}, prompt=f"prompt {index}", reference=None)
-        cache.put(CacheEntry.for_fields(fields, raw="y" * 200_000, parsed={"index": index}))
+        cache.put(rubric_entry(index, pad=90_000))
         index += 1
         print(index, flush=True)
     """
@@ -138,7 +133,9 @@ def test_a_writer_killed_mid_run_leaves_a_cache_that_opens_and_serves_whole_entr
 ) -> None:
     cache_dir = tmp_path / "cache"
     writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(cache_dir)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", KILLED_WRITER, str(cache_dir), TESTS],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert writer.stdout is not None
     try:
@@ -158,7 +155,7 @@ def test_a_writer_killed_mid_run_leaves_a_cache_that_opens_and_serves_whole_entr
         assert len(keys) >= written
         for key in keys:
             found = cache.get(key)
-            assert found is not None and found.raw == "y" * 200_000
+            assert found is not None and len(found.raw) > 90_000  # whole, and it reads back
         assert cache.corrupt == 0
     with JudgeCache(cache_dir) as cache:  # and it takes new writes
         cache.put(entry(10_000))
@@ -219,15 +216,15 @@ RECOVERING_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from pytest_rubric_judge.cache import CacheEntry, JudgeCache, key_fields
+    sys.path.insert(0, sys.argv[4])
+    from cache_answers import rubric_entry
+    from pytest_rubric_judge.cache import JudgeCache
 
     directory, go, index = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     while not go.exists():
         time.sleep(0.005)
     cache = JudgeCache(directory)
-    fields = key_fields(kind="rubric", protocol_version="1", template_hash="t", model="m",
-                        sampling={}, prompt=f"writer {index}", reference=None)
-    cache.put(CacheEntry.for_fields(fields, raw="z", parsed={}))
+    cache.put(rubric_entry(1000 + index))
     print(len(cache.recovered))
     """
 )
@@ -238,7 +235,7 @@ def test_processes_that_find_the_same_damage_move_it_aside_once(tmp_path: Path) 
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RECOVERING_WRITER, str(tmp_path), str(go), str(i)],
+            [sys.executable, "-c", RECOVERING_WRITER, str(tmp_path), str(go), str(i), TESTS],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -5,6 +5,11 @@ cache always gives the same bytes and a re-recorded answer shows in review as a 
 line. `import` loads such a file (into an empty cache on a CI machine, say) so that a
 suite runs with `--judge-cache=replay` and no judge at all. Every subcommand takes the
 plugin's `--judge-cache-dir`, with the same environment variable and default folder.
+
+An export file is untrusted input: `import` checks every entry before it writes any (its
+key must be the hash of its fields, and its stored answer what its raw judge text reads
+as) and refuses the whole file, naming each entry that fails and why, when one does. A
+file that is not UTF-8, or not an export at all, is a one-line error naming the file.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..cache import CacheCorruptError, CacheEntry, JudgeCache, canonical_json
+from ..cache import CacheEntry, CacheError, JudgeCache, answer_problem, canonical_json
+from ..cache.entry import first_error
 from ..report.run_json import write_text_atomic
 from .options import CommandError, add_judge_options, cache_dir
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+#: Imported entries stored per transaction.
+_IMPORT_BATCH = 256
 
 
 def duration(text: str) -> float:
@@ -104,7 +112,7 @@ def run_export(args: argparse.Namespace) -> int:
     with _open(args, write=False) as cache:
         try:
             lines = export_lines(cache)
-        except CacheCorruptError as error:
+        except CacheError as error:
             raise CommandError(str(error)) from None
         skipped = cache.corrupt
     text = "".join(lines)
@@ -118,49 +126,110 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_entries(path: Path) -> Iterator[tuple[int, CacheEntry]]:
+#: How an SQLite database file begins: the cache's own file given instead of an export.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+#: The refused entries named one by one; the rest are counted.
+_LISTED = 10
+_FIX = "give a file written by `rubric-judge cache export`"
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The file's non-blank lines, numbered; a file that is not UTF-8 text is an error."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror or error}") from None
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = CacheEntry.model_validate_json(line)
-            except ValidationError as error:
-                first = error.errors()[0]
-                where = ".".join(str(part) for part in first.get("loc", ())) or "line"
+        for number, data in enumerate(handle, start=1):
+            if number == 1 and data.startswith(_SQLITE_MAGIC):
                 raise CommandError(
-                    f"{path}:{number}: not a cache entry ({where}: {first.get('msg')}); "
-                    "nothing was imported"
-                ) from None
-            if not entry.is_consistent():
-                raise CommandError(
-                    f"{path}:{number}: the entry's key is not the hash of its fields (edited "
-                    "by hand?); nothing was imported"
+                    f"{path} is an SQLite database, not a cache export: pass its folder as "
+                    "--judge-cache-dir to use it, or write an export with `rubric-judge cache "
+                    "export`"
                 )
-            yield number, entry
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CommandError(
+                    f"{path} is not UTF-8 text (line {number}, byte 0x{data[error.start]:02x} at "
+                    f"column {error.start + 1}): {_FIX}; nothing was imported"
+                ) from None
+            if text.strip():
+                yield number, text
+
+
+def _check_line(text: str) -> CacheEntry | tuple[str, bool]:
+    """The entry on one line of an export, or why it is refused and whether the line is
+    not even a JSON object (a file that is not an export at all)."""
+    try:
+        entry = CacheEntry.model_validate_json(text)
+    except ValidationError as error:
+        kinds = {detail["type"] for detail in error.errors()}
+        return f"not a cache entry ({first_error(error)})", bool(
+            kinds & {"json_invalid", "model_type"}
+        )
+    except ValueError:  # a number too long for Python to read, and the like
+        return "not a cache entry (a value cannot be read)", False
+    if not entry.is_consistent():
+        return "the entry's key is not the hash of its fields (edited by hand?)", False
+    problem = answer_problem(entry)
+    if problem is not None:
+        return f"refused: {problem}", False
+    return entry
+
+
+def _read_entries(path: Path) -> list[CacheEntry]:
+    """Every entry of an export file, all checked before any is imported.
+
+    Raises CommandError naming each refused entry (up to `_LISTED`) and their count;
+    then nothing is imported.
+    """
+    entries: list[CacheEntry] = []
+    refused: list[str] = []
+    total = 0
+    for number, text in _read_lines(path):
+        total += 1
+        checked = _check_line(text)
+        if isinstance(checked, CacheEntry):
+            entries.append(checked)
+            continue
+        reason, not_json = checked
+        if not_json and total == 1:
+            raise CommandError(
+                f"{path} is not a cache export (line {number} is not a JSON object of a "
+                f"cached judge call): {_FIX}"
+            )
+        refused.append(f"{path}:{number}: {reason}")
+    if refused:
+        listed = refused[:_LISTED]
+        if len(refused) > _LISTED:
+            listed.append(f"... and {len(refused) - _LISTED} more")
+        raise CommandError(
+            f"{path}: {len(refused)} of {total} entries refused, nothing was imported; "
+            "re-export them from a cache that holds them intact, or remove those lines:\n  "
+            + "\n  ".join(listed)
+        )
+    return entries
 
 
 def run_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
-    entries = [entry for _, entry in _read_entries(path)]  # all checked before any write
+    entries = _read_entries(path)  # all checked before any write
     added = replaced = same = 0
     with _open(args, write=True) as cache:
         try:
-            for entry in entries:
-                old = cache.get(entry.key)
-                if old == entry:
-                    same += 1
-                    continue
-                cache.put(entry)
-                if old is None:
-                    added += 1
-                else:
-                    replaced += 1
-        except CacheCorruptError as error:
+            with cache.deferred_writes(_IMPORT_BATCH):
+                for entry in entries:
+                    old = cache.get(entry.key)
+                    if old == entry:
+                        same += 1
+                        continue
+                    cache.put(entry, checked=True)  # checked above, line by line
+                    if old is None:
+                        added += 1
+                    else:
+                        replaced += 1
+        except CacheError as error:
             raise CommandError(str(error)) from None
         _report_recovery(cache)
         directory = cache.directory
@@ -211,7 +280,7 @@ def run_stats(args: argparse.Namespace) -> int:
     with _open(args, write=False) as cache:
         try:
             numbers = cache_stats(cache)
-        except CacheCorruptError as error:
+        except CacheError as error:
             raise CommandError(str(error)) from None
     if args.json:
         print(json.dumps(numbers, indent=2, sort_keys=True))
@@ -246,7 +315,7 @@ def run_prune(args: argparse.Namespace) -> int:
         try:
             removed = cache.prune(args.older_than)
             left = len(cache)
-        except CacheCorruptError as error:
+        except CacheError as error:
             raise CommandError(str(error)) from None
         _report_recovery(cache)
     _say(f"removed {removed} entries older than {_age(args.older_than)}; {left} remain")
@@ -257,7 +326,7 @@ def run_clear(args: argparse.Namespace) -> int:
     with _open(args, write=True) as cache:
         try:
             removed = cache.clear()
-        except CacheCorruptError as error:
+        except CacheError as error:
             raise CommandError(str(error)) from None
         _report_recovery(cache)
     _say(f"removed {removed} entries from {cache.directory}")
