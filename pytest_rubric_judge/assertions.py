@@ -5,6 +5,17 @@ response A and the candidate response B, as in the protocol's aggregates, so a v
 `B>A` means the candidate won. Messages speak of "baseline" and "new".
 
 Pointwise: `assert_meets_rubric` grades one response against the prompt's rubric.
+
+Both kinds of failure are a `RubricAssertionError` (an AssertionError): `JudgmentFailed`
+for a pairwise assertion, `GradeFailed` for a pointwise one. A judge that could not give a
+verdict raises `JudgeError` instead, which is not an AssertionError.
+
+The label decides, the weighted scores only grant tolerance. `assert_not_worse` fails on
+a preference for the baseline in both orders whatever the weighted margin, even a margin
+of 0 (with a binary rubric both responses often score the same while the judge still
+prefers one). A `tolerance` greater than 0 lets such a verdict pass when the baseline's
+weighted lead, baseline minus new, is at most `tolerance`; a lead of 0 or less is then
+within it. With the default tolerance of 0 no preference for the baseline passes.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from .context import Judgement, record, resolve_judge
 from .models import Grade, ScoreValue, Verdict
 from .report.text import grade_headline, grade_table, headline, members_lines, signed, verdict_table
+from .scoring import named_warnings
 
 if TYPE_CHECKING:
     from .judge import CriteriaArg, Judge
@@ -25,7 +37,12 @@ if TYPE_CHECKING:
 NAMES = ("baseline", "new")
 
 
-class JudgmentFailed(AssertionError):
+class RubricAssertionError(AssertionError):
+    """A judged assertion did not hold: the common base of `JudgmentFailed` and
+    `GradeFailed`, for code that handles both."""
+
+
+class JudgmentFailed(RubricAssertionError):
     """A pairwise assertion did not hold. `verdict` holds everything the judge said."""
 
     def __init__(self, message: str, verdict: Verdict) -> None:
@@ -33,7 +50,7 @@ class JudgmentFailed(AssertionError):
         self.verdict = verdict
 
 
-class GradeFailed(AssertionError):
+class GradeFailed(RubricAssertionError):
     """A pointwise assertion did not hold. `grade` holds everything the judge said."""
 
     def __init__(self, message: str, grade: Grade) -> None:
@@ -48,7 +65,7 @@ def _message(reason: str, verdict: Verdict) -> str:
         *members_lines(verdict, NAMES),
         *verdict_table(verdict, NAMES),
     ]
-    lines.extend(f"warning: {w}" for w in verdict.warnings)
+    lines.extend(f"warning: {w}" for w in named_warnings(verdict, NAMES))
     return "\n".join(lines)
 
 
@@ -64,7 +81,7 @@ def _pairwise(
     reference: str | None,
     samples: int | None,
 ) -> Verdict:
-    """Judge baseline (A) against new (B), record the judgement, raise when it fails."""
+    """Judge baseline (A) against new (B), record the judgment, raise when it fails."""
     __tracebackhide__ = True  # pytest shows the failing assertion, not this frame
     judge = resolve_judge(judge)
     verdict = judge.compare(
@@ -105,16 +122,24 @@ def preferred_failure(verdict: Verdict, min_margin: float, require_consistent: b
 
 
 def not_worse_failure(verdict: Verdict, tolerance: float, require_consistent: bool) -> str | None:
-    """Why `assert_not_worse` fails on this verdict, or None when it holds."""
+    """Why `assert_not_worse` fails on this verdict, or None when it holds.
+
+    The label decides: a preference for the baseline (in both orders, unless
+    `require_consistent` is off) fails, whatever the weighted margin, unless `tolerance`
+    is above 0 and the baseline's weighted lead is at most `tolerance`.
+    """
     baseline_won = verdict.preference == "A>B" and (verdict.consistent or not require_consistent)
-    loss = verdict.weighted_a - verdict.weighted_b
-    if baseline_won and loss > tolerance:
-        orders = "in both orders" if verdict.consistent else "on balance"
-        return (
-            f"new is worse than baseline: the judge preferred baseline {orders} with a "
-            f"margin of {loss:.3f}, above tolerance {tolerance:.3f}"
-        )
-    return None
+    if not baseline_won:
+        return None
+    lead = verdict.weighted_a - verdict.weighted_b
+    if tolerance > 0 and lead <= tolerance:
+        return None
+    orders = "in both orders" if verdict.consistent else "on balance"
+    if tolerance > 0:
+        excess = f"with a weighted lead of {lead:.3f}, above tolerance {tolerance:.3f}"
+    else:
+        excess = f"(weighted lead {signed(lead)}; no tolerance given)"
+    return f"new is worse than baseline: the judge preferred baseline {orders} {excess}"
 
 
 def assert_preferred(
@@ -162,11 +187,13 @@ def assert_not_worse(
     require_consistent: bool = True,
     samples: int | None = None,
 ) -> Verdict:
-    """Fail only when the baseline is preferred in both orders by more than `tolerance`.
+    """Fail when the judge prefers the baseline in both orders.
 
-    A verdict that flips with the order is not evidence that `new` is worse, so it passes
-    (the report still shows the flip). With `require_consistent=False` a reconciled
-    preference for the baseline is enough to fail.
+    The label decides, whatever the weighted margin (even 0). With `tolerance` above 0, a
+    preference for the baseline still passes when the baseline's weighted score leads
+    new's by at most `tolerance`. A verdict that flips with the order is not evidence
+    that `new` is worse, so it passes (the report still shows the flip). With
+    `require_consistent=False` a reconciled preference for the baseline is enough to fail.
     """
     __tracebackhide__ = True
     return _pairwise(

@@ -6,12 +6,17 @@ validated with precise messages and serialise to JSON without custom code.
 Orientation: a `PassResult` always speaks of the *original* response A and response B,
 whatever slot order the judge saw. Only `PassResult.raw` is the judge's text as written,
 so in the reversed pass its "A" is the original B.
+
+Weighted scores are computed here, in one place (`Rubric.weighted`), because a verdict can
+be rescored offline (`Verdict.rescored`) without anything but its own data; `scoring`
+builds on these models and never the other way round.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +32,40 @@ SCALE_MIN = 1
 SCALE_MAX = 5
 WEIGHT_TOLERANCE = 0.01
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+#: A rescored verdict's margin within this band of 0 is a tie.
+DEFAULT_TIE_BAND = 0.05
+
+
+def normalized_weights(weights: Sequence[float]) -> tuple[float, ...]:
+    """`weights` rescaled so that the positive ones sum to 1; penalties by the same factor.
+
+    Every weight is divided by the largest positive one before anything is summed, so
+    weights near the largest float (1e308) cannot overflow their sum and tiny ones cannot
+    underflow it. Raises ValueError when no weight is positive, or when the weights are
+    so far apart that one of them would become 0 or infinite.
+    """
+    positive = [weight for weight in weights if weight > 0]
+    if not positive:
+        raise ValueError("a rubric needs at least one criterion with a positive weight")
+    largest = max(positive)
+    total = sum(weight / largest for weight in positive)  # between 1 and len(positive)
+    result = tuple(weight / largest / total for weight in weights)
+    for before, after in zip(weights, result, strict=True):
+        if not math.isfinite(after) or (after == 0) != (before == 0):
+            raise ValueError(
+                f"criterion weights are too far apart to normalize ({before:.3g} next to "
+                f"{largest:.3g}); give weights within a factor of 1e300 of each other"
+            )
+    return result
+
+
+def label_from_margin(margin: float, tie_band: float = DEFAULT_TIE_BAND) -> Label:
+    """A>B above the tie band, B>A below minus the band, else A=B."""
+    if margin > tie_band:
+        return "A>B"
+    if margin < -tie_band:
+        return "B>A"
+    return "A=B"
 
 
 class _Model(BaseModel):
@@ -123,15 +162,81 @@ class Rubric(_Model):
         """Positive weights rescaled to sum to 1, penalties by the same factor.
 
         A warning is recorded when the positive weights did not sum to 1 (within 0.01).
+        Raises ValueError when no weight is positive or the weights cannot be normalized
+        (see `normalized_weights`).
         """
-        total = sum(c.weight for c in self.criteria if c.weight > 0)
-        if total <= 0:
-            raise ValueError("a rubric needs at least one criterion with a positive weight")
-        if abs(total - 1.0) <= WEIGHT_TOLERANCE:
+        total = sum(c.weight for c in self.criteria if c.weight > 0)  # inf when it overflows
+        if total > 0 and abs(total - 1.0) <= WEIGHT_TOLERANCE:
             return self
-        criteria = tuple(c.model_copy(update={"weight": c.weight / total}) for c in self.criteria)
-        note = f"rubric weights summed to {total:.3g}, not 1; renormalized"
+        weights = normalized_weights([c.weight for c in self.criteria])
+        criteria = tuple(
+            c.model_copy(update={"weight": weight})
+            for c, weight in zip(self.criteria, weights, strict=True)
+        )
+        shown = f"{total:.3g}" if math.isfinite(total) else f"more than {sys.float_info.max:.3g}"
+        note = f"rubric weights summed to {shown}, not 1; renormalized"
         return self.model_copy(update={"criteria": criteria, "warnings": (*self.warnings, note)})
+
+    def weighted(self, values: Mapping[str, ScoreValue]) -> float:
+        """One response's weighted score in [0, 1]: the sum over criteria of weight times
+        normalized score, with the weights of `normalized` (a rubric built with `of` is
+        already normalized). Penalties subtract; the result is clipped to [0, 1].
+
+        This is the package's only weighted-score computation: pairwise, pointwise and
+        rescoring all come here. Raises ValueError for a missing or invalid score.
+        """
+        total = 0.0
+        for criterion in self.normalized().criteria:
+            if criterion.name not in values:
+                raise ValueError(f"criterion {criterion.name!r} has no score")
+            total += criterion.weight * criterion.normalize(values[criterion.name])
+        return min(1.0, max(0.0, total))
+
+    def weighted_pair(self, scores: Iterable[CriterionScore]) -> tuple[float, float]:
+        """(weighted A, weighted B) of one pass's scores."""
+        items = list(scores)
+        return (
+            self.weighted({s.name: s.score_a for s in items}),
+            self.weighted({s.name: s.score_b for s in items}),
+        )
+
+    def reweighted(
+        self, weights: Mapping[str, float] | None = None, drop: Iterable[str] = ()
+    ) -> Rubric:
+        """The rubric with some weights replaced and some criteria dropped, renormalized.
+
+        Raises ValueError for an unknown criterion, a weight that is 0 or not finite, or
+        a result without a positive weight.
+        """
+        new_weights: dict[str, float] = {}
+        for name, weight in (weights or {}).items():
+            try:
+                value = float(weight)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value) or value == 0:
+                raise ValueError(
+                    f"weight for {name!r} is {weight!r}: it must be non-zero and finite "
+                    "(drop the criterion instead of weighting it 0)"
+                )
+            new_weights[name] = value
+        dropped = set(drop)
+        unknown = (set(new_weights) | dropped) - set(self.names)
+        if unknown:
+            raise ValueError(
+                f"unknown criteria {sorted(unknown)}; this rubric has {list(self.names)}"
+            )
+        kept = [c for c in self.criteria if c.name not in dropped]
+        if not kept:
+            raise ValueError("rescoring would drop every criterion; keep at least one")
+        if not any(new_weights.get(c.name, c.weight) > 0 for c in kept):
+            raise ValueError("rescoring needs at least one criterion with a positive weight")
+        normalized = normalized_weights([new_weights.get(c.name, c.weight) for c in kept])
+        criteria = tuple(
+            c.model_copy(update={"weight": weight})
+            for c, weight in zip(kept, normalized, strict=True)
+        )
+        return self.model_copy(update={"criteria": criteria, "warnings": ()})
 
     def canonical(self) -> list[dict[str, object]]:
         """The criteria as plain data, in order: what the cache key and the templates use."""
@@ -325,16 +430,54 @@ class Verdict(_Model):
         self,
         weights: Mapping[str, float] | None = None,
         drop: Iterable[str] = (),
-        tie_band: float = 0.05,
+        tie_band: float = DEFAULT_TIE_BAND,
     ) -> Verdict:
         """Recompute scores with other weights or without some criteria, offline.
 
         The preference is then derived from the margin: A>B above `tie_band`, B>A below
-        `-tie_band`, else A=B. No judge call is made.
+        `-tie_band`, else A=B. No judge call is made. Raises ValueError for an unknown
+        criterion, a weight that is 0 or not finite (an infinite weight would make every
+        margin a silent tie), or a negative `tie_band`.
         """
-        from .scoring import rescore
-
-        return rescore(self, weights=weights, drop=drop, tie_band=tie_band)
+        if not tie_band >= 0:  # also refuses NaN
+            raise ValueError("tie_band must be >= 0")
+        drop = tuple(drop)
+        rubric = self.rubric.reweighted(weights, drop)
+        keep = set(rubric.names)
+        passes = []
+        for item in self.passes:
+            scores = tuple(s for s in item.scores if s.name in keep)
+            weighted_a, weighted_b = rubric.weighted_pair(scores)
+            passes.append(
+                item.model_copy(
+                    update={
+                        "scores": scores,
+                        "weighted_a": weighted_a,
+                        "weighted_b": weighted_b,
+                        "preference": label_from_margin(weighted_a - weighted_b, tie_band),
+                    }
+                )
+            )
+        forward, reversed_ = passes
+        weighted_a = (forward.weighted_a + reversed_.weighted_a) / 2
+        weighted_b = (forward.weighted_b + reversed_.weighted_b) / 2
+        return self.model_copy(
+            update={
+                "rubric": rubric,
+                "forward": forward,
+                "reversed": reversed_,
+                "weighted_a": weighted_a,
+                "weighted_b": weighted_b,
+                "margin": weighted_a - weighted_b,
+                "preference": label_from_margin(weighted_a - weighted_b, tie_band),
+                "consistent": forward.preference == reversed_.preference,
+                "rescored_with": {
+                    "weights": dict(weights or {}),
+                    "drop": list(drop),
+                    "tie_band": tie_band,
+                },
+            }
+        )
 
 
 Grade.model_rebuild()

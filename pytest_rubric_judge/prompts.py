@@ -22,10 +22,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-import yaml
-
+from .errors import ParseError
+from .loading import load_yaml
 from .models import Rubric
-from .parsing import _SAFE_LOADER
 
 PROTOCOL_VERSION = "1"
 #: Bump when any template text below changes; it is part of every cache key via `TEMPLATE_HASH`.
@@ -94,6 +93,13 @@ The rubric:
 {rubric_yaml}```
 
 The two responses follow."""
+
+#: The pointwise head: the pairwise one with its last line changed. Derived from the
+#: template, before any text is put in, so that a prompt or reference that happens to
+#: contain the pairwise line is never rewritten.
+_GRADE_USER_HEAD = _PASS_USER_HEAD.removesuffix("The two responses follow.") + (
+    "The response follows."
+)
 
 _PASS_USER_TAIL = """
 Score both responses on every criterion of the rubric, then give your preference: YAML
@@ -217,15 +223,11 @@ def _scoring_head(
 ) -> str:
     """The shared start of a scoring request: prompt, reference, rubric (the cacheable prefix)."""
     prompt_block, reference_block = _prompt_blocks(prompt, reference, context_code)
-    head = _PASS_USER_HEAD.format(
+    template = _PASS_USER_HEAD if responses == 2 else _GRADE_USER_HEAD
+    return template.format(
         prompt_block=prompt_block,
         reference_block=reference_block,
         rubric_yaml=rubric_yaml(rubric),
-    )
-    return (
-        head
-        if responses == 2
-        else head.replace("The two responses follow.", "The response follows.")
     )
 
 
@@ -300,8 +302,13 @@ def _blocks(text: str) -> dict[str, tuple[int, str]]:
 
 @functools.lru_cache(maxsize=256)
 def _load_rubric(text: str) -> object:
-    """The rubric YAML of a request; every pass on a prompt carries the same one."""
-    return yaml.load(text, Loader=_SAFE_LOADER)  # a SafeLoader: plain data only
+    """The rubric YAML of a request; every pass on a prompt carries the same one.
+
+    Loaded as safely as a judge's answer; None when it cannot be read."""
+    try:
+        return load_yaml(text)
+    except ParseError:
+        return None
 
 
 def parse_request(messages: list[Message]) -> ParsedRequest:

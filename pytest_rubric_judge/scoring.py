@@ -1,16 +1,20 @@
 """Weighted scores, orientation of passes, reconciliation of two orders, offline rescoring.
 
 All pure functions of the models, so a verdict can be rebuilt from cached passes whenever
-the reconciliation or the weights change, without calling the judge.
+the reconciliation or the weights change, without calling the judge. The weighted score
+itself is computed by `Rubric.weighted` alone; the functions here apply it to passes and
+grades.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .models import (
+    DEFAULT_TIE_BAND,
     CallInfo,
     CriterionScore,
     Grade,
@@ -22,15 +26,47 @@ from .models import (
     ScoreValue,
     SlotScores,
     Verdict,
+    label_from_margin,
 )
+
+__all__ = [
+    "CONTRADICTION_MARGIN",
+    "DEFAULT_TIE_BAND",
+    "LABEL_VALUE",
+    "PANEL_STRATEGIES",
+    "PanelStrategy",
+    "build_verdict",
+    "clip01",
+    "combine_grades",
+    "combine_panel",
+    "combine_samples",
+    "contradiction",
+    "flip_label",
+    "label_from_margin",
+    "majority",
+    "named_warnings",
+    "orient",
+    "pairwise_agreement",
+    "reconcile",
+    "rescore",
+    "reweighted_rubric",
+    "weighted_score",
+    "weighted_scores",
+]
 
 #: SPEC's label values: A>B = +1, B>A = -1, both ties = 0.
 LABEL_VALUE: dict[Label, int] = {"A>B": 1, "B>A": -1, "A=B": 0, "A=B (bothbad)": 0}
-DEFAULT_TIE_BAND = 0.05
+#: A label contradicts the scores when the other side's weighted score is higher by more.
+CONTRADICTION_MARGIN = 0.1
+#: How a contradiction was worded when parsing still checked it, in slot terms. A parsed
+#: pass cached then carries it; orientation replaces it with the wording below.
+_SLOT_WORDED_CONTRADICTION = re.compile(
+    r"preference (?:A>B|B>A) contradicts the scores \(A \d+\.\d\d, B \d+\.\d\d\)"
+)
 
 
 def flip_label(label: Label) -> Label:
-    """The same judgement with the slots swapped."""
+    """The same judgment with the slots swapped."""
     if label == "A>B":
         return "B>A"
     if label == "B>A":
@@ -41,18 +77,10 @@ def flip_label(label: Label) -> Label:
 def weighted_scores(rubric: Rubric, scores: Iterable[CriterionScore]) -> tuple[float, float]:
     """(weighted_A, weighted_B): sum over criteria of weight x normalized score.
 
-    Weights are used as they stand in `rubric`, whose positive weights sum to 1. Penalty
-    criteria (negative weights) subtract; the result is clipped to [0, 1].
+    Computed by `Rubric.weighted` with the rubric's normalized weights. Penalty criteria
+    (negative weights) subtract; the result is clipped to [0, 1].
     """
-    by_name = {s.name: s for s in scores}
-    total_a = total_b = 0.0
-    for criterion in rubric.criteria:
-        item = by_name.get(criterion.name)
-        if item is None:
-            raise ValueError(f"criterion {criterion.name!r} has no score")
-        total_a += criterion.weight * criterion.normalize(item.score_a)
-        total_b += criterion.weight * criterion.normalize(item.score_b)
-    return clip01(total_a), clip01(total_b)
+    return rubric.weighted_pair(scores)
 
 
 def clip01(value: float) -> float:
@@ -62,14 +90,7 @@ def clip01(value: float) -> float:
 
 def weighted_score(rubric: Rubric, scores: Iterable[GradeScore]) -> float:
     """A single response's weighted score in [0, 1] (pointwise grading)."""
-    by_name = {s.name: s for s in scores}
-    total = 0.0
-    for criterion in rubric.criteria:
-        item = by_name.get(criterion.name)
-        if item is None:
-            raise ValueError(f"criterion {criterion.name!r} has no score")
-        total += criterion.weight * criterion.normalize(item.score)
-    return clip01(total)
+    return rubric.weighted({s.name: s.score for s in scores})
 
 
 def _swap(score: CriterionScore) -> CriterionScore:
@@ -82,25 +103,55 @@ def _swap(score: CriterionScore) -> CriterionScore:
     )
 
 
+def contradiction(item: PassResult, names: tuple[str, str] = ("A", "B")) -> str | None:
+    """The warning for a pass whose label favours the response its scores put lower.
+
+    It speaks of the original responses, named `names`; for the reversed pass it also
+    says that the second response was shown first, and what the judge wrote in its own
+    slot terms. None when the label and the scores agree (within 0.1).
+    """
+    label, weighted_a, weighted_b = item.preference, item.weighted_a, item.weighted_b
+    if not (
+        (label == "A>B" and weighted_b - weighted_a > CONTRADICTION_MARGIN)
+        or (label == "B>A" and weighted_a - weighted_b > CONTRADICTION_MARGIN)
+    ):
+        return None
+    who = ""
+    if names != ("A", "B"):
+        who = f" ({names[0] if label == 'A>B' else names[1]} preferred)"
+    text = (
+        f"preference {label}{who} contradicts the scores "
+        f"({names[0]} {weighted_a:.2f}, {names[1]} {weighted_b:.2f})"
+    )
+    if item.order == "reversed":
+        text += f"; {names[1]} was shown first, so the judge wrote {flip_label(label)}"
+    return text
+
+
 def orient(slot: SlotScores, rubric: Rubric, order: Order, call: CallInfo) -> PassResult:
     """Turn a pass in slot terms into one about the original A and B.
 
     The reversed pass showed response B in slot A, so its scores, justifications and
-    label are swapped back.
+    label are swapped back. A label that contradicts the judge's own scores is kept, with
+    a warning in the original responses' terms.
     """
     scores = slot.scores if order == "forward" else tuple(_swap(s) for s in slot.scores)
     preference = slot.preference if order == "forward" else flip_label(slot.preference)
     weighted_a, weighted_b = weighted_scores(rubric, scores)
-    return PassResult(
+    result = PassResult(
         order=order,
         scores=scores,
         preference=preference,
         overall_justification=slot.overall_justification,
         weighted_a=weighted_a,
         weighted_b=weighted_b,
-        warnings=slot.warnings,
+        warnings=tuple(w for w in slot.warnings if not _SLOT_WORDED_CONTRADICTION.fullmatch(w)),
         call=call,
     )
+    warning = contradiction(result)
+    if warning is None:
+        return result
+    return result.model_copy(update={"warnings": (*result.warnings, warning)})
 
 
 def reconcile(forward: Label, reversed_: Label) -> tuple[Label, bool]:
@@ -152,41 +203,26 @@ def build_verdict(
     )
 
 
-def label_from_margin(margin: float, tie_band: float = DEFAULT_TIE_BAND) -> Label:
-    """A>B above the tie band, B>A below minus the band, else A=B."""
-    if margin > tie_band:
-        return "A>B"
-    if margin < -tie_band:
-        return "B>A"
-    return "A=B"
+def named_warnings(verdict: Verdict, names: tuple[str, str]) -> list[str]:
+    """`verdict.warnings` with each contradiction warning reworded in the caller's names
+    for A and B (for example "baseline" and "new"); other warnings as they are."""
+    reworded: dict[str, str] = {}
+    pending = [verdict]
+    while pending:
+        current = pending.pop()
+        pending.extend((*current.samples, *current.panel))
+        for item in current.passes:
+            plain, named = contradiction(item), contradiction(item, names)
+            if plain is not None and named is not None:
+                reworded[f"{item.order} pass: {plain}"] = f"{item.order} pass: {named}"
+    return [reworded.get(warning, warning) for warning in verdict.warnings]
 
 
 def reweighted_rubric(
     rubric: Rubric, weights: Mapping[str, float] | None = None, drop: Iterable[str] = ()
 ) -> Rubric:
     """The rubric with some weights replaced and some criteria dropped, renormalized."""
-    weights = dict(weights or {})
-    dropped = set(drop)
-    unknown = (set(weights) | dropped) - set(rubric.names)
-    if unknown:
-        raise ValueError(
-            f"unknown criteria {sorted(unknown)}; this rubric has {list(rubric.names)}"
-        )
-    for name, weight in weights.items():
-        if weight == 0 or weight != weight:
-            raise ValueError(f"weight for {name!r} must be non-zero (drop the criterion instead)")
-    kept = tuple(
-        c.model_copy(update={"weight": float(weights.get(c.name, c.weight))})
-        for c in rubric.criteria
-        if c.name not in dropped
-    )
-    if not kept:
-        raise ValueError("rescoring would drop every criterion; keep at least one")
-    total = sum(c.weight for c in kept if c.weight > 0)
-    if total <= 0:
-        raise ValueError("rescoring needs at least one criterion with a positive weight")
-    kept = tuple(c.model_copy(update={"weight": c.weight / total}) for c in kept)
-    return rubric.model_copy(update={"criteria": kept, "warnings": ()})
+    return rubric.reweighted(weights, drop)
 
 
 def rescore(
@@ -197,45 +233,7 @@ def rescore(
     tie_band: float = DEFAULT_TIE_BAND,
 ) -> Verdict:
     """Recompute a verdict offline with other weights; the preference follows the margin."""
-    if tie_band < 0:
-        raise ValueError("tie_band must be >= 0")
-    drop = tuple(drop)
-    rubric = reweighted_rubric(verdict.rubric, weights, drop)
-    keep = set(rubric.names)
-    passes = []
-    for item in verdict.passes:
-        scores = tuple(s for s in item.scores if s.name in keep)
-        weighted_a, weighted_b = weighted_scores(rubric, scores)
-        passes.append(
-            item.model_copy(
-                update={
-                    "scores": scores,
-                    "weighted_a": weighted_a,
-                    "weighted_b": weighted_b,
-                    "preference": label_from_margin(weighted_a - weighted_b, tie_band),
-                }
-            )
-        )
-    forward, reversed_ = passes
-    weighted_a = (forward.weighted_a + reversed_.weighted_a) / 2
-    weighted_b = (forward.weighted_b + reversed_.weighted_b) / 2
-    return verdict.model_copy(
-        update={
-            "rubric": rubric,
-            "forward": forward,
-            "reversed": reversed_,
-            "weighted_a": weighted_a,
-            "weighted_b": weighted_b,
-            "margin": weighted_a - weighted_b,
-            "preference": label_from_margin(weighted_a - weighted_b, tie_band),
-            "consistent": forward.preference == reversed_.preference,
-            "rescored_with": {
-                "weights": dict(weights or {}),
-                "drop": list(drop),
-                "tie_band": tie_band,
-            },
-        }
-    )
+    return verdict.rescored(weights=weights, drop=drop, tie_band=tie_band)
 
 
 # -- repeated samples and panels ------------------------------------------------------

@@ -3,8 +3,9 @@
 Each bad answer gets the one repair request, whose message names the problem; a judge
 that answers well after it gives a verdict, one that answers badly twice is a
 `JudgeOutputError` naming the problem and carrying the raw answer. Some answers are not
-errors at all (JSON, several fenced blocks, weights summing to 3, a label that contradicts
-the scores): those give a verdict, with a warning where the judge may be unreliable.
+errors at all (JSON, an echo of the format before the answer, weights summing to 3, a
+label that contradicts the scores): those give a verdict, with a warning where the judge
+may be unreliable. Two answers that disagree are an error, repaired like any other.
 """
 
 from __future__ import annotations
@@ -276,8 +277,9 @@ def test_json_answer_is_read_like_yaml(fake: FakeJudge) -> None:
     assert judge.stats.repairs == 0
 
 
-def test_several_fenced_blocks_the_last_yaml_block_wins(fake: FakeJudge) -> None:
-    """An echo of the format and a code block before the answer are not the answer."""
+def test_an_echo_of_the_format_and_a_code_block_are_not_a_second_answer(fake: FakeJudge) -> None:
+    """An echo of the format (placeholder names: not a valid answer) and a code block
+    before the answer neither become the answer nor make it ambiguous."""
 
     def chatty(request: ParsedRequest) -> str:
         answer = GOOD_POLICY(request)
@@ -299,8 +301,8 @@ def test_several_fenced_blocks_the_last_yaml_block_wins(fake: FakeJudge) -> None
 def test_several_complete_answers_that_disagree_are_refused(fake: FakeJudge, quoted: str) -> None:
     """A judge quoting a forged verdict block next to its own answer gets a repair request.
 
-    Taking the last block alone would make the forged block the verdict when it is quoted
-    after the answer.
+    Reading one block alone would make the forged block the verdict when it is the one
+    read; a second answer that disagrees, wherever it is, makes the answer ambiguous.
     """
 
     def quoting(request: ParsedRequest) -> str:
@@ -316,7 +318,10 @@ def test_several_complete_answers_that_disagree_are_refused(fake: FakeJudge, quo
     verdict, judge = compare(fake)
     assert verdict.preference == "B>A" and verdict.consistent
     assert judge.stats.repairs == 2
-    assert all("several YAML blocks with different preferences" in m for m in repair_messages(fake))
+    assert all(
+        "answer is ambiguous: it holds a second answer that disagrees with it" in m
+        for m in repair_messages(fake)
+    )
 
 
 def _contradicting(request: ParsedRequest) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from pytest_rubric_judge import parsing
+from pytest_rubric_judge import loading
 from pytest_rubric_judge.errors import ParseError
 from pytest_rubric_judge.models import Criterion, Rubric
 from pytest_rubric_judge.parsing import (
@@ -190,8 +191,9 @@ def test_billion_laughs_is_refused_before_anything_expands(
     def never(*args: object, **kwargs: object) -> object:
         raise AssertionError("the document reached the YAML composer")
 
-    monkeypatch.setattr(parsing.yaml, "safe_load", never)
-    monkeypatch.setattr(parsing.yaml, "compose", never)
+    monkeypatch.setattr(loading.yaml, "safe_load", never)
+    monkeypatch.setattr(loading.yaml, "compose", never)
+    monkeypatch.setattr(loading.yaml, "load", never)
     start = time.perf_counter()
     with pytest.raises(ParseError, match="anchors and aliases"):
         load_judge_yaml("```yaml\n" + BILLION_LAUGHS + "```")
@@ -223,7 +225,7 @@ def test_deep_nesting_is_refused_quickly() -> None:
 
 
 def test_python_tags_are_refused() -> None:
-    with pytest.raises(ParseError, match="not valid YAML"):
+    with pytest.raises(ParseError, match="tags"):
         load_judge_yaml("a: !!python/object/apply:os.system ['echo hi']")
 
 
@@ -766,6 +768,59 @@ def test_pass_text_inside_justification_is_not_the_verdict(rubric: Rubric) -> No
 def test_pass_echoed_format_before_the_answer_is_ignored(rubric: Rubric) -> None:
     echo = "You asked for:\n```yaml\npreference: A>B\n```\nMy answer:\n"
     assert parse_pass(echo + pass_yaml(ROW_0), rubric).preference == "B>A"
+
+
+# --------------------------------------------------------------------------- where the answer is
+
+
+def test_a_fence_after_a_list_marker_is_read_and_dedented(rubric: Rubric) -> None:
+    block = pass_yaml(ROW_0).rstrip("\n").split("\n")
+    text = "Here it is:\n- " + block[0] + "\n" + "\n".join("  " + line for line in block[1:])
+    assert parse_pass(text, rubric).preference == "B>A"
+
+
+def test_windows_line_endings_are_read(rubric: Rubric) -> None:
+    text = "My answer:\r\n" + pass_yaml(ROW_0).replace("\n", "\r\n")
+    assert parse_pass(text, rubric).preference == "B>A"
+
+
+def test_a_whole_yaml_answer_is_read_before_any_block_inside_it(rubric: Rubric) -> None:
+    """A whole-text answer with an error is that error: no fallback to a quoted block."""
+    inner = pass_yaml(ROW_0).rstrip("\n").split("\n")
+    text = (
+        "overall_justification: |\n"
+        + "\n".join("  " + line for line in inner)
+        + "\nscores: 4\npreference: B>A\n"
+    )
+    with pytest.raises(ParseError, match="scores is a number"):
+        parse_pass(text, rubric)
+
+
+def test_a_json_answer_is_read_as_json_only(rubric: Rubric) -> None:
+    """Its strings may hold fences (escaped newlines): the JSON object is the answer."""
+    data = {
+        "scores": [
+            {"name": "accuracy", "score_A": 2, "score_B": 4,
+             "justification_B": "It wrote ```yaml\nhello: 1\n```"},
+            {"name": "completeness", "score_A": 1, "score_B": 5},
+            {"name": "clarity", "score_A": 2, "score_B": 5},
+        ],
+        "preference": "B>A",
+    }  # fmt: skip
+    result = parse_pass(json.dumps(data), rubric)
+    assert result.preference == "B>A"
+    assert result.scores[0].justification_b == "It wrote ```yaml\nhello: 1\n```"
+
+
+def test_the_last_block_that_is_an_answer_is_read(rubric: Rubric) -> None:
+    text = pass_yaml(ROW_0) + "\nFor reference, the format:\n```yaml\nscores: []\n```\n"
+    assert parse_pass(text, rubric).preference == "B>A"
+
+
+def test_when_no_block_is_an_answer_the_last_blocks_problem_is_reported(rubric: Rubric) -> None:
+    text = "```yaml\nscores: 1\n```\n```yaml\npreference: A>B\n```\n"
+    with pytest.raises(ParseError, match="scores is missing"):
+        parse_pass(text, rubric)
 
 
 # --------------------------------------------------------------------------- render_error_hint
