@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .assertions import (
         GradeFailed,
+        RubricAssertionError,
         JudgmentFailed,
         assert_meets_rubric,
         assert_not_worse,
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 #: imports above, which are what type checkers read.
 _LAZY: dict[str, str] = {
     "GradeFailed": "assertions",
+    "RubricAssertionError": "assertions",
     "JudgmentFailed": "assertions",
     "assert_meets_rubric": "assertions",
     "assert_not_worse": "assertions",
@@ -104,6 +106,7 @@ __all__ = [
     "CriterionScore",
     "Grade",
     "GradeFailed",
+    "RubricAssertionError",
     "GradeScore",
     "InputTooLargeError",
     "Judge",

@@ -281,7 +281,8 @@ class _Search(Generic[T]):
             elif isinstance(value, list):
                 pending.extend(value)
             elif isinstance(value, str) and depth < MAX_QUOTE_DEPTH:
-                self.quote(replace_surrogates(value), depth + 1)
+                if _mentions(self.kind.keys, value):  # else it can hold no answer
+                    self.quote(replace_surrogates(value), depth + 1)
 
     def quote(self, text: str, depth: int) -> None:
         """A string of an answer: it may be an answer, or quote one in a block or region."""

@@ -84,6 +84,18 @@ class JudgeStats:
             }
 
 
+def sendable(text: str | None) -> str | None:
+    """`text` as it can be sent and hashed: a lone surrogate (text decoded with errors
+    kept, e.g. `surrogateescape`) has no UTF-8 form, so it becomes U+FFFD."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 def quoted_answer(text: str) -> str:
     """An unreadable answer as the repair request quotes it: cut past `REPAIR_QUOTE_CHARS`."""
     if len(text) <= REPAIR_QUOTE_CHARS:

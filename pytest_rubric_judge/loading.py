@@ -255,7 +255,8 @@ def load_json_object(text: str) -> dict[str, Any] | None:
         ) from None
     if not isinstance(data, dict):
         return None
-    check_depth(data)
+    if stripped.count("{") + stripped.count("[") > MAX_DEPTH:  # else it cannot nest deeper
+        check_depth(data)
     return data
 
 

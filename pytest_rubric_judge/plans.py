@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from .calls import CallCore, drive_async, drive_blocking
-from .callspec import CallSpec, Request
+from .callspec import CallSpec, Request, sendable
 from .http_policy import Completion
 from .models import CallInfo, Criterion, Grade, Rubric, Verdict
 from .scoring import (
@@ -51,6 +51,7 @@ class Runner:
 
     async def rubric(self, core: CallCore, prompt: str, reference: str | None) -> Rubric:
         """Phase 1: the criteria for this prompt, generated once and reused."""
+        prompt, reference = _sendable(prompt), sendable(reference)
         core.check_size(prompt=prompt, reference=reference)
         found = core.memo_rubric(prompt, reference)
         if found is not None:
@@ -89,6 +90,8 @@ class Runner:
         samples: int | None = None,
     ) -> Verdict:
         """A against B in both slot orders, each sample, concurrently; reconciled."""
+        prompt, reference = _sendable(prompt), sendable(reference)
+        response_a, response_b = _sendable(response_a), _sendable(response_b)
         core.check_size(
             prompt=prompt, reference=reference, response_a=response_a, response_b=response_b
         )
@@ -129,6 +132,7 @@ class Runner:
         samples: int | None = None,
     ) -> Grade:
         """One response against the prompt's rubric (shared with pairwise judging)."""
+        prompt, reference, response = _sendable(prompt), sendable(reference), _sendable(response)
         core.check_size(prompt=prompt, reference=reference, response=response)
         count = core.sample_count(samples)
         rubric = await self.rubric_for(core, prompt, reference, criteria)
@@ -204,6 +208,12 @@ class Runner:
             for core in cores
         )
         return combine_grades(grades, "judges")
+
+
+def _sendable(text: str) -> str:
+    cleaned = sendable(text)
+    assert cleaned is not None
+    return cleaned
 
 
 async def gather_all(work: Iterable[Awaitable[T]]) -> list[T]:

@@ -176,3 +176,18 @@ def test_schema_and_plain_answers_are_cached_apart(tmp_path: Path) -> None:
     judge = core(tmp_path)
     spec = judge.rubric_spec("q", None)
     assert spec.keyed(True)[0] != spec.keyed(False)[0]
+
+
+def test_a_lone_surrogate_in_any_input_is_sent_as_a_replacement_character() -> None:
+    """Text decoded with errors kept can hold a lone surrogate, which has no UTF-8 form: the
+    comparison still runs (keys, prompts and the request body all see U+FFFD)."""
+    from pytest_rubric_judge.judge import Judge
+    from pytest_rubric_judge.testing import FakeJudge
+
+    broken = "caf\udce9 au lait"
+    with FakeJudge() as fake, Judge(fake.url, fake.model) as judge:
+        verdict = judge.compare(f"Describe {broken}.", broken, "Coffee with milk.")
+        grade = judge.grade(f"Describe {broken}.", broken)
+    assert verdict.response_a == "caf\ufffd au lait"
+    assert 0.0 <= grade.score <= 1.0
+    assert any("\ufffd" in str(r.body) for r in fake.requests)

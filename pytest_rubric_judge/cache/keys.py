@@ -46,7 +46,7 @@ def canonical_json(value: object) -> str:
 
 def cache_key(fields: Mapping[str, object]) -> str:
     """The SHA-256 hex digest of the canonical JSON of `fields`."""
-    return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _looks_secret(name: str) -> bool:
@@ -172,7 +172,7 @@ def keyed_fields(
         raise ValueError(f"cache key fields must be finite JSON data: {exc}") from exc
     # Every value is now a str, None, a JSON scalar, or plain lists and dicts of them, so
     # `fields` equals json.loads(text) without reading it back.
-    return hashlib.sha256(text.encode("utf-8")).hexdigest(), fields
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), fields
 
 
 def _plain_rubric(rubric: object) -> bool:
