@@ -139,6 +139,8 @@ class AsyncChatClient:
                 auto_decompress=False,  # decoded here, under the size cap
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.policy.timeout),
                 trust_env=False,  # `environment_proxy` chose the proxy
+                cookie_jar=aiohttp.DummyCookieJar(),  # a judge API sets no cookies worth keeping
+                skip_auto_headers=("Accept-Encoding",),  # sent as identity above
             )
             self._session = session
         return session
@@ -195,6 +197,9 @@ class AsyncChatClient:
 
     async def _exchange(self, method: str, url: str, payload: bytes | None) -> Reply:
         session = self._open()
+        if self._proxy is None:
+            async with session.request(method, url, data=payload) as response:
+                return await self._read(response)
         async with session.request(method, url, data=payload, proxy=self._proxy) as response:
             return await self._read(response)
 

@@ -105,9 +105,18 @@ def _mention_pattern(keys: frozenset[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(key) for key in sorted(keys)), re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=16)
+def _key_pattern(keys: frozenset[str]) -> re.Pattern[str]:
+    # A key, its closing quote if any, then (past spaces, line breaks or a YAML comment)
+    # the colon of a mapping entry: every way YAML or JSON can give a mapping that key.
+    names = "|".join(re.escape(key) for key in sorted(keys))
+    return re.compile(rf"(?:{names})[\"']?\s*(?:#[^\n]*\n\s*)?:", re.IGNORECASE)
+
+
 def _mentions(keys: frozenset[str], text: str) -> bool:
-    """Whether `text` names one of `keys` anywhere: a cheap test before loading it."""
-    return _mention_pattern(keys).search(text) is not None
+    """Whether `text` names one of `keys` as a mapping key anywhere: a cheap test before
+    loading it (prose that merely says "scores" cannot be an answer)."""
+    return _key_pattern(keys).search(text) is not None
 
 
 @dataclass(frozen=True)
