@@ -1,30 +1,31 @@
 """The baseline store: one committed plain-text response per test.
 
-Baselines live beside the test module, in `judge_baselines/<module>/<test name>.txt`, so a
-reviewer sees a changed baseline as a text diff. Writes go to a temporary file in the same
-folder and are renamed over the old one, so a killed run never leaves half a baseline.
+Baselines live beside the test module, in `judge_baselines/<module>/<test name>.txt` (a
+test in a class is named with its class, `TestA.test_x`), so a reviewer sees a changed
+baseline as a text diff. Writes go to a temporary file in the same folder and are renamed
+over the old one, so a killed run never leaves half a baseline; a rewritten file keeps
+its permissions.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
+
+from .files import TEMP_SUFFIX, replacing
 
 FOLDER = "judge_baselines"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._\-\[\]=,+]")
 MAX_NAME = 120
-TEMP_SUFFIX = ".tmp"
 #: A temporary file this old cannot belong to a write still in progress.
 STALE_TEMP_S = 600.0
 
 
 def file_name(test_name: str) -> str:
-    """A portable file name for a test id such as `test_q[What is 2+2?]`.
+    """A portable file name for a test id such as `test_q[What is 2+2?]` or `TestA.test_x`.
 
     Unsafe characters become `_`; long or altered names get a short hash of the original
     so two ids never share a file.
@@ -37,7 +38,11 @@ def file_name(test_name: str) -> str:
 
 
 def baseline_path(module_path: Path, test_name: str) -> Path:
-    """Where the baseline of `test_name` in the test module `module_path` lives."""
+    """Where the baseline of `test_name` in the test module `module_path` lives.
+
+    `test_name` is the test's name with its classes, `TestA.test_x[id]`, so that tests of
+    the same name in different classes never share a file.
+    """
     return module_path.parent / FOLDER / module_path.stem / file_name(test_name)
 
 
@@ -55,19 +60,17 @@ def write_baseline(path: Path, text: str) -> None:
     A process killed at any moment leaves the complete old file or the complete new one.
     It may leave its temporary file (`.<name>.<random>.tmp`), which nothing reads; the next
     successful write of the same baseline removes such leftovers once they are stale.
+    An existing file keeps its mode. Text that UTF-8 cannot encode (a lone surrogate) is
+    a ValueError saying where, before anything is written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"the text is not valid UTF-8: a lone surrogate at character {error.start}"
+        ) from None
+    with replacing(path, durable=True) as handle:
+        handle.write(data)
     remove_stale_temp_files(path)
 
 
@@ -91,17 +94,3 @@ def remove_stale_temp_files(path: Path, *, older_than: float = STALE_TEMP_S) -> 
         except FileNotFoundError:
             continue
     return removed
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; a no-op where folders cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -23,20 +23,25 @@ import pluggy
 if TYPE_CHECKING:
     import pytest
 
-    from .judge import Judge
-    from .models import Verdict
+    from .judge import JudgeLike
+    from .models import Grade, Verdict
 
 hookspec = pluggy.HookspecMarker("pytest")
 
 
 @hookspec(firstresult=True)
-def pytest_rubric_judge_make_judge(config: pytest.Config) -> Judge | None:
-    """Return the `Judge` for this run, or None to leave it to the next implementation.
+def pytest_rubric_judge_make_judge(config: pytest.Config) -> JudgeLike | None:
+    """Return the judge for this run (a `Judge` or a `JudgePanel`), or None to leave it to
+    the next implementation.
 
     The first non-None result wins; the plugin's own implementation, built from the
-    command-line options, runs last. Called once, when a test first needs the judge.
+    command-line options, runs last. Called once, when a test first needs the judge. An
+    exception raised here makes every test that needs the judge an ERROR with its
+    one-line message (credentials masked); the exception itself is not shown.
     """
 
 
-def pytest_rubric_judge_verdict(item: pytest.Item, verdict: Verdict) -> None:
-    """Called after every judged assertion of `item`, passed or failed."""
+@hookspec
+def pytest_rubric_judge_verdict(item: pytest.Item, verdict: Verdict | Grade) -> None:
+    """Called after every judged assertion of `item`, passed or failed: a pairwise
+    assertion's `Verdict`, or the `Grade` of `assert_meets_rubric`."""

@@ -5,6 +5,10 @@ free port on 127.0.0.1, starts the command in its own process group with its out
 log file, waits until `/health` or `/v1/models` answers, and on `stop()` terminates the
 whole group, then kills it after a grace period. On Linux the server also receives
 SIGTERM if the process that started it dies, so an interrupted run leaves no orphan.
+
+The server inherits the environment, API key included, and may print it: every text of
+its log quoted in an error, and the command in the repr, has each of `secrets` (every
+form of the run's credentials) replaced by `***`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
+from .credentials import mask
 from .errors import JudgeError
 
 DEFAULT_STARTUP_TIMEOUT = 600.0
@@ -55,13 +60,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child after fo
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a log file (empty when there is none)."""
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES, *, secrets: Sequence[str] = ()) -> str:
+    """The last lines of a log file (empty when there is none), `secrets` masked."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
+    # Masked before the split: a secret never survives by straddling the first line kept.
+    return "\n".join(mask(text, secrets).splitlines()[-lines:])
 
 
 class JudgeServer:
@@ -76,6 +82,7 @@ class JudgeServer:
         grace: float = DEFAULT_GRACE,
         progress: Callable[[str], None] | None = None,
         progress_every: float = 10.0,
+        secrets: Sequence[str] = (),
     ) -> None:
         if "{port}" not in command:
             raise ValueError(
@@ -88,11 +95,16 @@ class JudgeServer:
         self.grace = grace
         self.progress = progress
         self.progress_every = progress_every
+        #: Texts masked from everything shown of the server (longest first).
+        self.secrets = tuple(sorted(secrets, key=len, reverse=True))
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
-        return f"JudgeServer({self.command!r}, port={self.port})"
+        return f"JudgeServer({mask(self.command, self.secrets)!r}, port={self.port})"
+
+    def _tail(self) -> str:
+        return log_tail(self.log_path, secrets=self.secrets)
 
     @property
     def url(self) -> str:
@@ -121,8 +133,9 @@ class JudgeServer:
                     preexec_fn=_die_with_parent,  # the server dies with its parent: no orphans
                 )
             except OSError as error:
+                message = f"could not start the judge server {argv[0]!r}: {error}"
                 raise JudgeServerError(
-                    f"could not start the judge server {argv[0]!r}: {error}; check --judge-serve"
+                    mask(message, self.secrets) + "; check --judge-serve"
                 ) from None
         atexit.register(self.stop)
         try:
@@ -143,7 +156,7 @@ class JudgeServer:
                 if code is not None:
                     raise JudgeServerError(
                         f"the judge server exited with status {code} before it was ready; "
-                        f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+                        f"last lines of {self.log_path}:\n{self._tail()}"
                     )
                 for path in HEALTH_PATHS:
                     with contextlib.suppress(httpx.HTTPError):
@@ -154,7 +167,7 @@ class JudgeServer:
                     raise JudgeServerError(
                         f"the judge server did not answer within {self.startup_timeout:.0f}s; "
                         f"raise --judge-serve-timeout or check {self.log_path}:\n"
-                        f"{log_tail(self.log_path)}"
+                        f"{self._tail()}"
                     )
                 if self.progress is not None and now >= next_note:
                     self.progress(

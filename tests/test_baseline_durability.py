@@ -33,16 +33,13 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 SIZE = 2_000_000  # characters per text: long enough for a kill to land inside a write
 KILLS = 12
 
-# The child loads baselines.py alone (it needs only the standard library), so that it
-# starts in milliseconds instead of importing the whole package.
+# The child imports the baseline store only (standard library underneath; the package's
+# __init__ imports nothing), so that it starts in milliseconds.
 WRITER = """
-import importlib.util, sys
+import sys
 from pathlib import Path
 
-spec = importlib.util.spec_from_file_location("baselines", sys.argv[4])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-write_baseline = module.write_baseline
+from pytest_rubric_judge.baselines import write_baseline
 path, size, naive = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "naive"
 texts = ["old " * (size // 4), "new\\u00e9" * (size // 4)]
 print("ready", flush=True)

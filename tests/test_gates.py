@@ -170,7 +170,7 @@ def test_judge_suite_records_failures_without_failing_and_keeps_errors(
             "judge_suite: recorded for the suite-level gates (--judge-fail-under)*",
             "FAIL test_suite.py::test_suite[[]loses[]]*",
             "ERROR test_suite.py::test_suite_error: InputTooLargeError*",
-            "judge_suite: 1 comparison(s) did not hold; they count toward the gates instead of "
+            "judge_suite: 1 judged assertion(s) did not hold; they count toward the gates instead of "
             "failing their tests (no --judge-fail-under gate is set)",
         ]
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from pytest_rubric_judge.report.run_json import (
     RunReport,
     build_report,
     report_json,
+    write_text_atomic,
 )
 from pytest_rubric_judge.testing import ByResponsePolicy, FakeJudge
 
@@ -150,3 +154,26 @@ def test_unwritable_report_fails_the_run_without_a_traceback(
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "| comparisons | 1 (1 judged, 0 judge errors) |" in md.read_text()
+
+
+def test_a_rewritten_report_keeps_its_mode(tmp_path: Path) -> None:
+    from pytest_rubric_judge.report.html import write_html
+    from pytest_rubric_judge.report.metrics import metrics_of
+    from pytest_rubric_judge.stats import Aggregator
+
+    metrics = metrics_of(Aggregator(resamples=None).result())
+    umask = os.umask(0)
+    os.umask(umask)
+    report = tmp_path / "run.json"
+    write_text_atomic(report, "{}\n")
+    assert stat.S_IMODE(report.stat().st_mode) == 0o666 & ~umask
+    html = tmp_path / "report.html"
+    for mode in (0o644, 0o640, 0o604):
+        report.chmod(mode)
+        write_text_atomic(report, f'{{"mode": {mode}}}\n')
+        assert stat.S_IMODE(report.stat().st_mode) == mode
+        assert json.loads(report.read_text()) == {"mode": mode}
+        write_html(html, metrics, [])
+        html.chmod(mode)
+        write_html(html, metrics, [])
+        assert stat.S_IMODE(html.stat().st_mode) == mode

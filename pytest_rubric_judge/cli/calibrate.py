@@ -28,7 +28,7 @@ from ..calibration import (
     write_json,
 )
 from ..models import Verdict
-from ..settings import positive_int
+from ..options import positive_int
 from . import options
 from .compare import Progress
 

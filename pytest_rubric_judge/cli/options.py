@@ -1,13 +1,21 @@
-"""Judge options for the command line, from the plugin's option table."""
+"""Judge options for the command line, from the option table the plugin reads too.
+
+Nothing here imports pytest or the judge at import time (`rubric-judge --help` stays
+quick); the judge is imported when a command makes one.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..judge import Judge
-from ..settings import API_KEY_ENV, DEFAULT_CACHE_DIR, OPTIONS
+from ..credentials import Secret
+from ..options import DEFAULT_CACHE_DIR, OPTIONS, api_key_from_env
+
+if TYPE_CHECKING:
+    from ..judge import Judge
 
 #: Files whose folder pytest would take as the rootdir.
 ROOT_MARKERS = ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
@@ -33,14 +41,13 @@ def add_judge_options(parser: argparse.ArgumentParser, *, cache_only: bool = Fal
     for option in JUDGE_OPTIONS:
         if cache_only and option.dest != "judge_cache_dir":
             continue
-        env = f" [env: {', '.join(option.env)}]" if option.env else ""
         group.add_argument(
             option.cli,
             dest=option.dest,
             type=option.parse,
             default=None,
             metavar=option.metavar,
-            help=option.help + env,
+            help=option.help_text,
         )
 
 
@@ -76,15 +83,15 @@ def cache_dir(args: argparse.Namespace) -> Path:
     return find_rootdir() / DEFAULT_CACHE_DIR
 
 
-def api_key() -> str | None:
-    for name in API_KEY_ENV:
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
+def api_key() -> Secret | None:
+    """The API key from the environment, as a `Secret`."""
+    return api_key_from_env()
 
 
 def judge_from_args(args: argparse.Namespace, **overrides: object) -> Judge:
     """A `Judge` configured exactly as the plugin would configure it."""
+    from ..judge import Judge
+
     settings: dict[str, object] = {
         "api_key": api_key(),
         "cache_dir": cache_dir(args),

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..files import keep_mode, replacing
 from ..models import (
     CallInfo,
     Criterion,
@@ -274,17 +275,12 @@ class DetailsWriter:
         if self._scratch.closed:
             return
         self._scratch.flush()
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
-            with temporary.open("wb") as out:
+            with replacing(self.path) as out:
                 for index in sorted(self._offsets):
                     start, length = self._offsets[index]
                     self._scratch.seek(start)
                     out.write(self._scratch.read(length))
-            os.replace(temporary, self.path)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
         finally:
             self._scratch.close()
 
@@ -400,6 +396,7 @@ def write_parquet(records: Iterable[Mapping[str, Any]], path: Path, *, batch: in
                     writer.write_table(pa.Table.from_pylist(rows, schema=schema))
                     rows = []
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        keep_mode(temporary, path)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

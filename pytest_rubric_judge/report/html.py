@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..files import replacing_text
 from .metrics import summary_rows
 
 __all__ = ["FILTERS", "row_classes", "write_html"]
@@ -265,14 +266,8 @@ def write_html(
     """Write `report.html`. `counts` (rows per filter class) labels the filter buttons."""
     if counts is None:
         counts = _counts_from_metrics(metrics)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as out:
-            _write(out, metrics, records, dashboard, counts)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with replacing_text(path) as out:
+        _write(out, metrics, records, dashboard, counts)
 
 
 def _counts_from_metrics(metrics: Mapping[str, Any]) -> dict[str, int]:

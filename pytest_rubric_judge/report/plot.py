@@ -21,7 +21,7 @@ from typing import Any
 
 from .metrics import summary_rows
 
-__all__ = ["PlotUnavailable", "gauge_angle", "write_dashboard"]
+__all__ = ["PlotUnavailable", "gauge_angle", "pyplot", "write_dashboard"]
 
 COLOR_A = "#c62828"
 COLOR_B = "#2e7d32"
@@ -38,7 +38,8 @@ def gauge_angle(rate: float) -> float:
     return 180.0 * (1.0 - min(1.0, max(0.0, rate)))
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed); `PlotUnavailable` without it."""
     try:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
@@ -49,9 +50,13 @@ def _pyplot() -> Any:
     return importlib.import_module("matplotlib.pyplot")
 
 
+#: The older name of `pyplot`.
+_pyplot = pyplot
+
+
 def write_dashboard(metrics: Mapping[str, Any], path: Path) -> Path:
     """Draw the dashboard for `metrics` into `path` (PNG) and return the path."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(2, 4, figsize=(24, 11))
     figure.suptitle(
         "Rubric judge comparison: A (baseline) vs B (candidate)", fontsize=16, weight="bold"

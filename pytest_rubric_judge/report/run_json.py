@@ -8,14 +8,13 @@ from pytest-xdist workers to the controller (`model_dump(mode="json")` gives dat
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..files import replacing_text
 from ..gates import Gate, GateResult, evaluate
 from ..models import Grade, Verdict
 from ..stats import DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, Aggregates, Aggregator
@@ -37,6 +36,8 @@ class JudgementRecord(BaseModel):
     note: str = ""
     #: Recorded in a `judge_suite` test: a failure counts toward the gates, not the test.
     suite: bool = False
+    #: A failure the test caught (`pytest.raises`): expected, so it counts toward no gate.
+    caught: bool = False
     verdict: Verdict | None = None
     grade: Grade | None = None
 
@@ -69,8 +70,8 @@ class RunReport(BaseModel):
 
     @property
     def failing(self) -> tuple[JudgementRecord, ...]:
-        """The judged assertions that did not hold (suite ones included)."""
-        return tuple(record for record in self.judgements if not record.passed)
+        """The judged assertions that did not hold (suite ones included, caught ones not)."""
+        return tuple(r for r in self.judgements if not r.passed and not r.caught)
 
     @property
     def gates_passed(self) -> bool:
@@ -85,10 +86,13 @@ def aggregate_run(
     resamples: int | None = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> Aggregates:
-    """The protocol's aggregates over the run: A is the baseline, B the candidate (`new`)."""
+    """The protocol's aggregates over the run: A is the baseline, B the candidate (`new`).
+
+    A failure the test caught (`caught`) is what the test expected and is left out.
+    """
     aggregator = Aggregator(level=level, resamples=resamples, seed=seed)
     for record in judgements:
-        if record.verdict is not None:
+        if record.verdict is not None and not record.caught:
             aggregator.add(record.verdict)
     for _ in range(error_count):
         aggregator.add_error()
@@ -124,16 +128,12 @@ def report_json(report: RunReport) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename: never half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `text` to `path` through a temporary file and a rename: never half a report.
+
+    A report that already exists keeps its mode.
+    """
+    with replacing_text(path) as handle:
+        handle.write(text)
 
 
 __all__ = [

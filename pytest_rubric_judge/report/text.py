@@ -1,12 +1,19 @@
-"""Plain-text renderings of verdicts: assertion messages, report sections, run summary."""
+"""Plain-text renderings of verdicts: assertion messages, report sections, run summary.
+
+Functions of data only (verdicts, grades, `JudgementRecord`s): nothing here knows how an
+assertion reports to a run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from ..context import Judgement
 from ..models import Grade, Label, ScoreValue, Verdict
 from ..stats import fleiss_kappa
+
+if TYPE_CHECKING:
+    from .run_json import JudgementRecord
 
 JUSTIFICATION_WIDTH = 90
 
@@ -187,9 +194,16 @@ def grade_headline(grade: Grade) -> str:
     return f"weighted score {grade.score:.3f}{spread}{cached}"
 
 
-def judgement_lines(judgement: Judgement) -> list[str]:
+def _status(record: JudgementRecord) -> str:
+    """`passed`, `FAILED`, or `FAILED (caught by the test)`."""
+    if record.passed:
+        return "passed"
+    return "FAILED (caught by the test)" if record.caught else "FAILED"
+
+
+def judgement_lines(judgement: JudgementRecord) -> list[str]:
     """The report section of one judged assertion."""
-    status = "passed" if judgement.passed else "FAILED"
+    status = _status(judgement)
     grade = judgement.grade
     if grade is not None:
         lines = [f"{judgement.assertion} {status}: {grade_headline(grade)}"]
@@ -200,8 +214,9 @@ def judgement_lines(judgement: Judgement) -> list[str]:
         if grade.overall_justification:
             lines.append(f"  judge: {_clip(grade.overall_justification)}")
         return lines
-    verdict, names = judgement.result, judgement.names
-    assert isinstance(verdict, Verdict)
+    verdict, names = judgement.verdict, judgement.names
+    if verdict is None:
+        return [f"{judgement.assertion} {status}"]
     lines = [f"{judgement.assertion} {status}: {headline(verdict, names)}"]
     if judgement.note:
         lines.append(judgement.note)
@@ -219,14 +234,16 @@ def judgement_lines(judgement: Judgement) -> list[str]:
     return lines
 
 
-def summary_line(nodeid: str, judgement: Judgement) -> str:
-    """One line of the closing summary."""
-    status = "PASS" if judgement.passed else "FAIL"
+def summary_line(judgement: JudgementRecord) -> str:
+    """One line of the closing summary: PASS, FAIL, or CAUGHT (a failure the test expected)."""
+    status = "PASS" if judgement.passed else "CAUGHT" if judgement.caught else "FAIL"
+    nodeid = judgement.nodeid
     grade = judgement.grade
     if grade is not None:
         return f"{status} {nodeid}: {grade_headline(grade)}"
-    verdict = judgement.result
-    assert isinstance(verdict, Verdict)
+    verdict = judgement.verdict
+    if verdict is None:
+        return f"{status} {nodeid}"
     favoured = verdict.weighted_b - verdict.weighted_a
     extras = ""
     if verdict.vote_split:
@@ -243,14 +260,14 @@ def summary_line(nodeid: str, judgement: Judgement) -> str:
 
 
 def summary_lines(
-    results: Sequence[tuple[str, Judgement]],
+    results: Sequence[JudgementRecord],
     totals: Mapping[str, int],
     *,
     errors: Iterable[tuple[str, str]] = (),
     notes: Iterable[str] = (),
 ) -> list[str]:
     """The run's closing summary: one line per judged assertion, then totals."""
-    lines = [summary_line(nodeid, judgement) for nodeid, judgement in results]
+    lines = [summary_line(record) for record in results]
     error_list = list(errors)
     for nodeid, message in error_list:
         lines.append(f"ERROR {nodeid}: {message}")
@@ -261,7 +278,7 @@ def summary_lines(
         f"{totals.get('repairs', 0)} repairs), {totals.get('cache_hits', 0)} cache hits, "
         f"{tokens} tokens"
     )
-    kappa = panel_kappa_line([j.verdict for _, j in results if j.verdict is not None])
+    kappa = panel_kappa_line([r.verdict for r in results if r.verdict is not None])
     if kappa:
         lines.append(kappa)
     lines.extend(notes)
@@ -284,7 +301,7 @@ def _round(value: float) -> float:
     return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def junit_properties(judgement: Judgement) -> list[tuple[str, object]]:
+def junit_properties(judgement: JudgementRecord) -> list[tuple[str, object]]:
     """A judgement's key facts as junitxml properties (`item.user_properties`)."""
     grade = judgement.grade
     if grade is not None:
@@ -303,8 +320,9 @@ def junit_properties(judgement: Judgement) -> list[tuple[str, object]]:
                     )
                 )
         return props
-    verdict = judgement.result
-    assert isinstance(verdict, Verdict)
+    verdict = judgement.verdict
+    if verdict is None:
+        return [("judge_assertion", judgement.assertion)]
     new, baseline = judgement.names[1], judgement.names[0]
     props = [
         ("judge_assertion", judgement.assertion),

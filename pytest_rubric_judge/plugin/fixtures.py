@@ -1,0 +1,188 @@
+"""The plugin's fixtures: `judge` and `judge_baseline`.
+
+They read the run's state from `config.stash` (`state`), never from the hook modules.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..baselines import baseline_path, read_baseline
+from .state import BaselineWrite, RubricJudgePlugin, baseline_key, get_plugin
+
+if TYPE_CHECKING:
+    from ..judge import JudgeLike
+    from ..models import Verdict
+
+
+class BaselineMissingError(AssertionError):
+    """The test has no stored baseline yet."""
+
+
+@pytest.fixture(scope="session")
+def judge(pytestconfig: pytest.Config) -> JudgeLike:
+    """The run's `Judge`, built from the options (or by a `pytest_rubric_judge_make_judge` hook).
+
+    With no judge URL configured it still answers from the cache; a comparison that is not
+    cached then errors with a message saying how to configure a judge.
+    """
+    __tracebackhide__ = True
+    return get_plugin(pytestconfig).get_judge()
+
+
+def qualified_name(item: pytest.Item) -> str:
+    """The test's name with its classes: `TestA.test_x[param]` (`test_x[param]` outside one)."""
+    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+    return ".".join([*classes, item.name])
+
+
+def _owners(item: pytest.Item) -> int:
+    """How many places of the test's module define a test function of its name.
+
+    A class-less file name (`test_x.txt`, as written before baselines were named with
+    their class) belongs to one test only when this is 1. Every class counts, inherited
+    methods included, whether pytest collects it or not: when unsure, keep the file.
+    """
+    name = getattr(item, "originalname", None) or item.name.split("[", 1)[0]
+    namespace: dict[str, object] = getattr(getattr(item, "module", None), "__dict__", {})
+    count = sum(1 for key, value in namespace.items() if key == name and inspect.isroutine(value))
+    pending = [value for value in namespace.values() if inspect.isclass(value)]
+    seen: set[int] = set()
+    while pending:
+        cls = pending.pop()
+        if id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        if callable(getattr(cls, name, None)):
+            count += 1
+        pending.extend(value for value in vars(cls).values() if inspect.isclass(value))
+    return count
+
+
+class Baseline:
+    """The stored baseline response of one test, and assertions against it.
+
+    The file lives beside the test module in `judge_baselines/<module>/<test id>.txt`,
+    where a test in a class is named with its class: `TestA.test_x.txt`. A file written
+    under the class-less name (`test_x.txt`) is still read when the new one is missing;
+    `--judge-update-baselines` moves it to the new name (and removes the old file when no
+    other test of the module can own it). With `--judge-update-baselines`, a missing
+    baseline is recorded from the candidate, and an existing one is replaced by a
+    candidate the judge prefers in both orders; writes happen when the whole run passed.
+    """
+
+    def __init__(self, item: pytest.Item, plugin: RubricJudgePlugin) -> None:
+        self._item = item
+        self._plugin = plugin
+        module = Path(item.path)
+        self.path: Path = baseline_path(module, qualified_name(item))
+        legacy = baseline_path(module, item.name)
+        self.legacy: Path | None = legacy if legacy != self.path else None
+        self.update: bool = plugin.settings.judge_update_baselines
+        self._moving = False
+
+    def __repr__(self) -> str:
+        return f"Baseline({str(self.path)!r}, exists={self.exists})"
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file() or (self.legacy is not None and self.legacy.is_file())
+
+    def _read(self) -> str | None:
+        """The stored text: the file of the test's name, else its class-less older one."""
+        stored = read_baseline(self.path)
+        if stored is not None or self.legacy is None:
+            return stored
+        stored = read_baseline(self.legacy)
+        if stored is not None and self.update and not self._moving:
+            self._moving = True
+            sole = _owners(self._item) == 1
+            verb = "moved" if sole else "copied"
+            self._schedule(
+                stored,
+                f"{verb} {self.legacy.name} to {self.path.name}",
+                legacy=self.legacy,
+                remove_legacy=sole,
+            )
+        return stored
+
+    @property
+    def text(self) -> str:
+        """The stored response; fails the test when there is none."""
+        stored = self._read()
+        if stored is None:
+            raise BaselineMissingError(self._missing_message())
+        return stored
+
+    def _missing_message(self) -> str:
+        return (
+            f"no stored baseline for {self._item.name} at {self.path}; run pytest with "
+            "--judge-update-baselines to record the current response as the baseline"
+        )
+
+    def _schedule(
+        self, text: str, reason: str, *, legacy: Path | None = None, remove_legacy: bool = False
+    ) -> None:
+        write = BaselineWrite(self.path, text, reason, legacy, remove_legacy)
+        self._item.stash.setdefault(baseline_key, []).append(write)
+
+    def _stored_or_record(self, new: str) -> str | None:
+        __tracebackhide__ = True
+        stored = self._read()
+        if stored is None:
+            if not self.update:
+                raise BaselineMissingError(self._missing_message())
+            self._schedule(new, "recorded a new baseline")
+        return stored
+
+    def _maybe_replace(self, new: str, verdict: Verdict) -> None:
+        decisive = verdict.consistent and verdict.preference == "B>A"
+        if self.update and decisive and new != verdict.response_a:
+            self._schedule(new, "replaced a baseline the candidate beat in both orders")
+
+    def assert_not_worse(
+        self, new: str, *, prompt: str, tolerance: float = 0.0, **kwargs: Any
+    ) -> Verdict | None:
+        """`assert_not_worse(new, <stored baseline>, ...)`; None when a baseline was recorded."""
+        __tracebackhide__ = True
+        from ..assertions import assert_not_worse
+
+        stored = self._stored_or_record(new)
+        if stored is None:
+            return None
+        verdict = assert_not_worse(
+            new,
+            stored,
+            prompt=prompt,
+            tolerance=tolerance,
+            judge=self._plugin.get_judge(),
+            **kwargs,
+        )
+        self._maybe_replace(new, verdict)
+        return verdict
+
+    def assert_preferred(
+        self, new: str, *, prompt: str, min_margin: float = 0.0, **kwargs: Any
+    ) -> Verdict | None:
+        """`assert_preferred(new, <stored baseline>, ...)`; None when a baseline was recorded."""
+        __tracebackhide__ = True
+        from ..assertions import assert_preferred
+
+        stored = self._stored_or_record(new)
+        if stored is None:
+            return None
+        verdict = assert_preferred(
+            new, stored, min_margin, prompt=prompt, judge=self._plugin.get_judge(), **kwargs
+        )
+        self._maybe_replace(new, verdict)
+        return verdict
+
+
+@pytest.fixture
+def judge_baseline(request: pytest.FixtureRequest) -> Baseline:
+    """The stored baseline of the requesting test (one per parametrized id)."""
+    return Baseline(request.node, get_plugin(request.config))

@@ -1,0 +1,209 @@
+"""Per-test hooks: the judge context around each test, and what each report says.
+
+- Around each test call a `JudgeContext` gives assertions the run's judge and tells the
+  run about every judged assertion. In a `judge_suite` test a failed judged assertion
+  (pairwise or pointwise) is recorded for the gates instead of failing the test.
+- A judged assertion that failed but whose exception did not leave the test (caught by
+  `pytest.raises`, a test of the judge itself) is recorded as `caught`: it is what the
+  test expected, and it counts toward no gate.
+- A judge error is an error everywhere: the report's phase is set to `setup` for one
+  raised in the test body, because pytest's JUnit writer writes `<error>` only for a
+  setup or teardown report (a call report is a `<failure>`). Its long report is the
+  one-line message, never a traceback (whose frames may hold credentials).
+- Every report is searched for the run's credentials (key, URL passwords) and masked.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from functools import partial
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ..context import JudgeContext, judge_context
+from ..errors import JudgeError
+from .redaction import mask_report
+from .state import get_plugin, judgements_key, plugin_key
+
+if TYPE_CHECKING:
+    from ..context import Judgement
+    from ..report.run_json import JudgementRecord
+
+SECTION = "rubric judge"
+SUITE_NOTE = (
+    "judge_suite: recorded for the suite-level gates (--judge-fail-under); "
+    "a judged assertion that does not hold does not fail this test"
+)
+CAUGHT_NOTE = (
+    "caught by the test (pytest.raises or except): what the test expected, so it counts "
+    "toward no gate"
+)
+JUDGE_ERROR = ("judge_outcome", "judge_error")
+
+#: The results (verdicts or grades) whose failure a `judge_suite` test swallowed.
+swallowed_key = pytest.StashKey[list[object]]()
+
+
+def _judged_failures() -> tuple[type[BaseException], ...]:
+    """`JudgmentFailed` and `GradeFailed`, once the assertions are in use (else nothing)."""
+    module = sys.modules.get("pytest_rubric_judge.assertions")
+    if module is None:  # no judged assertion has run, so none can have failed
+        return ()
+    return (module.JudgmentFailed, module.GradeFailed)
+
+
+def is_suite(item: pytest.Item) -> bool:
+    return item.get_closest_marker("judge_suite") is not None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(plugin_key, None)
+    if state is not None:
+        state.index = {item.nodeid: index for index, item in enumerate(session.items)}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    state = get_plugin(item.config)
+    context = JudgeContext(
+        get_judge=state.get_judge, on_judgement=partial(state.on_judgement, item)
+    )
+    with judge_context(context):
+        if not is_suite(item):
+            return (yield)
+        try:
+            return (yield)
+        except _judged_failures() as failure:
+            # Recorded (passed=False) before it was raised: it counts toward the gates; the
+            # test itself holds. Judge errors are not caught: they stay errors.
+            swallowed = item.stash.setdefault(swallowed_key, [])
+            swallowed.extend(_results_of(failure))
+            return None
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error` and every exception it was raised from or during."""
+    seen: set[int] = set()
+    pending = [error] if error is not None else []
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def _results_of(error: BaseException) -> list[object]:
+    """The verdict or grade a judged failure carries (`JudgmentFailed`, `GradeFailed`)."""
+    found = (getattr(error, "verdict", None), getattr(error, "grade", None))
+    return [result for result in found if result is not None]
+
+
+def _escaped(item: pytest.Item, call: pytest.CallInfo[None]) -> set[int]:
+    """Ids of the verdicts and grades whose failure left the test (or a suite swallowed)."""
+    found = {id(result) for result in item.stash.get(swallowed_key, [])}
+    for error in _chain(call.excinfo.value if call.excinfo is not None else None):
+        found.update(id(result) for result in _results_of(error))
+    return found
+
+
+def _records(
+    item: pytest.Item, call: pytest.CallInfo[None], judgements: list[Judgement]
+) -> list[JudgementRecord]:
+    from ..models import Verdict
+    from ..report.run_json import JudgementRecord
+
+    suite = is_suite(item)
+    escaped = _escaped(item, call)
+    records = []
+    for judgement in judgements:
+        caught = not judgement.passed and id(judgement.result) not in escaped
+        note = judgement.note
+        extra = CAUGHT_NOTE if caught else SUITE_NOTE if suite and not judgement.passed else ""
+        if extra:
+            note = f"{note}\n{extra}" if note else extra
+        verdict = judgement.verdict if isinstance(judgement.verdict, Verdict) else None
+        records.append(
+            JudgementRecord(
+                nodeid=item.nodeid,
+                assertion=judgement.assertion,
+                passed=judgement.passed,
+                names=judgement.names,
+                note=note,
+                suite=suite,
+                caught=caught,
+                verdict=verdict,
+                grade=judgement.grade,
+            )
+        )
+    return records
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    state = item.config.stash.get(plugin_key, None)
+    if state is None:
+        return (yield)
+    judgements: list[Judgement] = item.stash.get(judgements_key, []) if call.when == "call" else []
+    records = _records(item, call, judgements) if judgements else []
+    judge_error = call.excinfo is not None and isinstance(call.excinfo.value, JudgeError)
+    if records:
+        from ..report.text import judgement_lines, junit_properties
+
+        text = "\n\n".join("\n".join(judgement_lines(record)) for record in records)
+        item.add_report_section("call", SECTION, text)
+        for record in records:
+            item.user_properties.extend(junit_properties(record))
+            item.user_properties.append(("judge_passed", record.passed))
+            if record.caught:
+                item.user_properties.append(("judge_caught", True))
+        if any(record.suite for record in records):
+            item.user_properties.append(("judge_suite", True))
+    if judge_error and call.when != "teardown":
+        item.user_properties.append(JUDGE_ERROR)
+    report = yield
+    for record in records:
+        state.records.append((state.order(item.nodeid), record))
+    if judge_error and call.when != "teardown" and report.failed:
+        from ..report.run_json import ErrorRecord
+
+        assert call.excinfo is not None
+        error = call.excinfo.value
+        message = state.mask(f"{type(error).__name__}: {error}")
+        report.longrepr = message
+        # pytest's JUnit writer makes `<error>` of a failed setup report only.
+        report.when = "setup"
+        kind = str(getattr(error, "kind", "judge_error"))
+        state.errors.append(
+            (state.order(item.nodeid), ErrorRecord(nodeid=item.nodeid, message=message, kind=kind))
+        )
+    if call.when == "call":
+        from .state import baseline_key
+
+        writes = item.stash.get(baseline_key, [])
+        if report.passed:
+            state.baselines.extend((state.order(item.nodeid), write) for write in writes)
+    mask_report(report, state.secret_forms)
+    return report
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    state = collector.config.stash.get(plugin_key, None)
+    if state is not None:
+        mask_report(report, state.secret_forms)
+    return report
+
+
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    if report.failed and JUDGE_ERROR in report.user_properties:
+        return "error", "E", "ERROR"
+    return None
