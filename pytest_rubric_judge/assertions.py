@@ -23,16 +23,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
-from .context import Judgement, record, resolve_judge
+from .context import Judgment, record, resolve_judge
 from .models import Grade, ScoreValue, Verdict
 from .report.text import grade_headline, grade_table, headline, members_lines, signed, verdict_table
 from .scoring import named_warnings
 
 if TYPE_CHECKING:
-    from .judge import CriteriaArg, Judge
-    from .panel import JudgePanel
+    from .judge import CriteriaArg, JudgeLike
 
-    AnyJudge: TypeAlias = Judge | JudgePanel
+    AnyJudge: TypeAlias = JudgeLike
 
 NAMES = ("baseline", "new")
 
@@ -89,7 +88,7 @@ def _pairwise(
     )
     failure = failure_of(verdict)
     record(
-        Judgement(
+        Judgment(
             verdict=verdict, assertion=assertion, passed=failure is None, names=NAMES, judge=judge
         )
     )
@@ -263,7 +262,7 @@ def assert_meets_rubric(
     _check_min_criteria(grade, min_criteria)
     failure = meets_rubric_failure(grade, min_score, min_criteria)
     record(
-        Judgement(
+        Judgment(
             verdict=None,
             grade=grade,
             assertion="assert_meets_rubric",

@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING
 from .errors import JudgeNotConfiguredError
 
 if TYPE_CHECKING:
-    from .judge import Judge
+    from .judge import JudgeLike
     from .models import Grade, Verdict
-    from .panel import JudgePanel
 
 
 @dataclass(frozen=True)
-class Judgement:
+class Judgment:
     """One judged assertion, as the report sees it: a pairwise verdict or a pointwise grade."""
 
     verdict: Verdict | None
@@ -32,7 +31,7 @@ class Judgement:
     names: tuple[str, str] = ("baseline", "new")
     note: str = ""
     #: The judge that gave the verdict, so a run can total the work of every judge used.
-    judge: Judge | JudgePanel | None = None
+    judge: JudgeLike | None = None
     grade: Grade | None = None
 
     @property
@@ -40,7 +39,7 @@ class Judgement:
         """The verdict, or the grade of a pointwise assertion."""
         result = self.verdict if self.verdict is not None else self.grade
         if result is None:
-            raise ValueError("a judgement holds a verdict or a grade")
+            raise ValueError("a judgment holds a verdict or a grade")
         return result
 
 
@@ -48,8 +47,8 @@ class Judgement:
 class JudgeContext:
     """A source of the default judge and a listener for judgements."""
 
-    get_judge: Callable[[], Judge | JudgePanel]
-    on_judgement: Callable[[Judgement], None] | None = None
+    get_judge: Callable[[], JudgeLike]
+    on_judgment: Callable[[Judgment], None] | None = None
 
 
 _CURRENT: ContextVar[JudgeContext | None] = ContextVar("rubric_judge_context", default=None)
@@ -69,7 +68,7 @@ def current_context() -> JudgeContext | None:
     return _CURRENT.get()
 
 
-def resolve_judge(judge: Judge | JudgePanel | None) -> Judge | JudgePanel:
+def resolve_judge(judge: JudgeLike | None) -> JudgeLike:
     """`judge` itself, else the judge of the surrounding pytest run."""
     if judge is not None:
         return judge
@@ -81,8 +80,12 @@ def resolve_judge(judge: Judge | JudgePanel | None) -> Judge | JudgePanel:
     return context.get_judge()
 
 
-def record(judgement: Judgement) -> None:
-    """Tell the surrounding run about a judgement (no-op outside one)."""
+def record(judgment: Judgment) -> None:
+    """Tell the surrounding run about a judgment (no-op outside one)."""
     context = _CURRENT.get()
-    if context is not None and context.on_judgement is not None:
-        context.on_judgement(judgement)
+    if context is not None and context.on_judgment is not None:
+        context.on_judgment(judgment)
+
+
+#: The earlier spelling, kept so that code written against it still works.
+Judgement = Judgment

@@ -103,15 +103,15 @@ def split_userinfo(url: str) -> tuple[str, str, str]:
 def redact_url(url: str) -> str:
     """`url` with any user:password part shown as `***@`, for messages and reprs.
 
-    Works on text that is not a valid URL too (it is what a user typed).
+    Works on text that is not a valid URL too (it is what a user typed): everything
+    between `://` and the last `@` is hidden, so a password holding an unencoded `/` or
+    `@` is hidden too (a path with an `@` in it is then hidden as well: only a message
+    loses detail).
     """
     scheme, sep, rest = url.partition("://")
-    if not sep:
+    if not sep or "@" not in rest:
         return url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = f"{MASK}@" + netloc.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{netloc}{slash}{path}"
+    return f"{scheme}{sep}{MASK}@{rest.rsplit('@', 1)[1]}"
 
 
 def secret_forms(

@@ -79,3 +79,10 @@ class InputTooLargeError(JudgeError):
 
 class ParseError(ValueError):
     """One attempt at reading judge output failed. The message is sent back as a repair request."""
+
+
+class JudgeBuildError(JudgeError):
+    """The judge could not be built (a bad setting, a judge server that did not start, a
+    project's make-judge hook that raised); every test that needs it reports this."""
+
+    kind = "build"

@@ -16,7 +16,7 @@ from pytest_rubric_judge.models import Verdict
 from pytest_rubric_judge.report.markdown import code, escape, markdown_summary, worst_criteria
 from pytest_rubric_judge.report.run_json import (
     ErrorRecord,
-    JudgementRecord,
+    JudgmentRecord,
     RunReport,
     build_report,
     report_json,
@@ -45,10 +45,10 @@ def _report(
     win: Verdict, loss: Verdict, nodeid: str = "t.py::test_loss", gates: str = ""
 ) -> RunReport:
     records = [
-        JudgementRecord(
+        JudgmentRecord(
             nodeid="t.py::test_win", assertion="assert_preferred", passed=True, verdict=win
         ),
-        JudgementRecord(
+        JudgmentRecord(
             nodeid=nodeid, assertion="assert_preferred", passed=False, suite=True, verdict=loss
         ),
     ]

@@ -15,7 +15,7 @@ import pytest
 from .state import RubricJudgePlugin, plugin_key
 
 if TYPE_CHECKING:
-    from ..report.run_json import ErrorRecord, JudgementRecord, RunReport
+    from ..report.run_json import ErrorRecord, JudgmentRecord, RunReport
     from ..stats import Aggregates
 
 #: The key of this plugin's data in an xdist worker's `workeroutput`.
@@ -47,7 +47,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.report = report
 
 
-def counted(records: list[JudgementRecord]) -> list[JudgementRecord]:
+def counted(records: list[JudgmentRecord]) -> list[JudgmentRecord]:
     """The records that count toward aggregates and gates: all but those a test caught."""
     return [record for record in records if not record.caught]
 
@@ -55,7 +55,7 @@ def counted(records: list[JudgementRecord]) -> list[JudgementRecord]:
 def _finish_run(
     state: RubricJudgePlugin,
     session: pytest.Session,
-    records: list[JudgementRecord],
+    records: list[JudgmentRecord],
     errors: list[ErrorRecord],
 ) -> RunReport:
     """Aggregates and gates over the run; a gate not met fails the run."""

@@ -25,11 +25,11 @@ import pytest
 from ..context import JudgeContext, judge_context
 from ..errors import JudgeError
 from .redaction import mask_report
-from .state import get_plugin, judgements_key, plugin_key
+from .state import get_plugin, judgments_key, plugin_key
 
 if TYPE_CHECKING:
-    from ..context import Judgement
-    from ..report.run_json import JudgementRecord
+    from ..context import Judgment
+    from ..report.run_json import JudgmentRecord
 
 SECTION = "rubric judge"
 SUITE_NOTE = (
@@ -68,7 +68,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     state = get_plugin(item.config)
     context = JudgeContext(
-        get_judge=state.get_judge, on_judgement=partial(state.on_judgement, item)
+        get_judge=state.get_judge, on_judgment=partial(state.on_judgment, item)
     )
     with judge_context(context):
         if not is_suite(item):
@@ -111,32 +111,32 @@ def _escaped(item: pytest.Item, call: pytest.CallInfo[None]) -> set[int]:
 
 
 def _records(
-    item: pytest.Item, call: pytest.CallInfo[None], judgements: list[Judgement]
-) -> list[JudgementRecord]:
+    item: pytest.Item, call: pytest.CallInfo[None], judgements: list[Judgment]
+) -> list[JudgmentRecord]:
     from ..models import Verdict
-    from ..report.run_json import JudgementRecord
+    from ..report.run_json import JudgmentRecord
 
     suite = is_suite(item)
     escaped = _escaped(item, call)
     records = []
-    for judgement in judgements:
-        caught = not judgement.passed and id(judgement.result) not in escaped
-        note = judgement.note
-        extra = CAUGHT_NOTE if caught else SUITE_NOTE if suite and not judgement.passed else ""
+    for judgment in judgements:
+        caught = not judgment.passed and id(judgment.result) not in escaped
+        note = judgment.note
+        extra = CAUGHT_NOTE if caught else SUITE_NOTE if suite and not judgment.passed else ""
         if extra:
             note = f"{note}\n{extra}" if note else extra
-        verdict = judgement.verdict if isinstance(judgement.verdict, Verdict) else None
+        verdict = judgment.verdict if isinstance(judgment.verdict, Verdict) else None
         records.append(
-            JudgementRecord(
+            JudgmentRecord(
                 nodeid=item.nodeid,
-                assertion=judgement.assertion,
-                passed=judgement.passed,
-                names=judgement.names,
+                assertion=judgment.assertion,
+                passed=judgment.passed,
+                names=judgment.names,
                 note=note,
                 suite=suite,
                 caught=caught,
                 verdict=verdict,
-                grade=judgement.grade,
+                grade=judgment.grade,
             )
         )
     return records
@@ -149,13 +149,13 @@ def pytest_runtest_makereport(
     state = item.config.stash.get(plugin_key, None)
     if state is None:
         return (yield)
-    judgements: list[Judgement] = item.stash.get(judgements_key, []) if call.when == "call" else []
+    judgements: list[Judgment] = item.stash.get(judgments_key, []) if call.when == "call" else []
     records = _records(item, call, judgements) if judgements else []
     judge_error = call.excinfo is not None and isinstance(call.excinfo.value, JudgeError)
     if records:
-        from ..report.text import judgement_lines, junit_properties
+        from ..report.text import judgment_lines, junit_properties
 
-        text = "\n\n".join("\n".join(judgement_lines(record)) for record in records)
+        text = "\n\n".join("\n".join(judgment_lines(record)) for record in records)
         item.add_report_section("call", SECTION, text)
         for record in records:
             item.user_properties.extend(junit_properties(record))

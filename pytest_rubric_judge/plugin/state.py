@@ -6,7 +6,7 @@ keeps its own and hands what it found to the controller as plain JSON data
 (`worker_output`), which the controller merges (`merge_worker_output`).
 
 Nothing heavy is imported here at import time: the judge, the report models and pydantic
-load when a test first needs the judge or a judgement is recorded.
+load when a test first needs the judge or a judgment is recorded.
 """
 
 from __future__ import annotations
@@ -19,25 +19,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from ..errors import JudgeError
+from ..errors import JudgeBuildError, JudgeError
 from ..settings import Settings
 from .redaction import scrub
 
 if TYPE_CHECKING:
-    from ..context import Judgement
+    from ..context import Judgment
     from ..judge import Judge, JudgeLike
     from ..panel import JudgePanel
-    from ..report.run_json import ErrorRecord, JudgementRecord, RunReport
+    from ..report.run_json import ErrorRecord, JudgmentRecord, RunReport
     from ..serve import JudgeServer
 
 #: Where a record sits in the run: (the test's collection index, arrival order).
 Order = tuple[int, int]
-
-
-class JudgeBuildError(JudgeError):
-    """The run's judge could not be made (a bad proxy variable, a failing hook, ...)."""
-
-    kind = "build"
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,7 @@ class RubricJudgePlugin:
         self.worker_totals: list[dict[str, int]] = []
         self.index: dict[str, int] = {}
         self._arrivals = 0
-        self.records: list[tuple[Order, JudgementRecord]] = []
+        self.records: list[tuple[Order, JudgmentRecord]] = []
         self.errors: list[tuple[Order, ErrorRecord]] = []
         self.baselines: list[tuple[Order, BaselineWrite]] = []
         self.notes: list[str] = []
@@ -249,14 +243,14 @@ class RubricJudgePlugin:
         self._arrivals += 1
         return (self.index.get(nodeid, len(self.index)), self._arrivals)
 
-    def on_judgement(self, item: pytest.Item, judgement: Judgement) -> None:
+    def on_judgment(self, item: pytest.Item, judgment: Judgment) -> None:
         """A judged assertion of `item` finished (passed or not)."""
-        if judgement.judge is not None:
-            self.judges.setdefault(id(judgement.judge), judgement.judge)
-        item.stash.setdefault(judgements_key, []).append(judgement)
-        item.config.hook.pytest_rubric_judge_verdict(item=item, verdict=judgement.result)
+        if judgment.judge is not None:
+            self.judges.setdefault(id(judgment.judge), judgment.judge)
+        item.stash.setdefault(judgments_key, []).append(judgment)
+        item.config.hook.pytest_rubric_judge_verdict(item=item, verdict=judgment.result)
 
-    def sorted_records(self) -> list[JudgementRecord]:
+    def sorted_records(self) -> list[JudgmentRecord]:
         return [record for _, record in sorted(self.records, key=lambda pair: pair[0])]
 
     def sorted_errors(self) -> list[ErrorRecord]:
@@ -287,11 +281,11 @@ class RubricJudgePlugin:
 
     def merge_worker_output(self, data: dict[str, Any]) -> None:
         """Take in what one worker found (see `worker_output`)."""
-        from ..report.run_json import ErrorRecord, JudgementRecord
+        from ..report.run_json import ErrorRecord, JudgmentRecord
 
         for item in data.get("records", []):
             order = (int(item["order"][0]), int(item["order"][1]))
-            self.records.append((order, JudgementRecord.model_validate(item["record"])))
+            self.records.append((order, JudgmentRecord.model_validate(item["record"])))
         for item in data.get("errors", []):
             order = (int(item["order"][0]), int(item["order"][1]))
             self.errors.append((order, ErrorRecord.model_validate(item["error"])))
@@ -327,7 +321,7 @@ def _fresh(kind: type[JudgeError], message: str) -> JudgeError:
 
 plugin_key = pytest.StashKey[RubricJudgePlugin]()
 #: The judged assertions of one test, in the order they finished.
-judgements_key = pytest.StashKey[list["Judgement"]]()
+judgments_key = pytest.StashKey[list["Judgment"]]()
 #: The baselines one test asks to write when the run passes.
 baseline_key = pytest.StashKey[list[BaselineWrite]]()
 

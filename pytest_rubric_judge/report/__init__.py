@@ -10,9 +10,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .text import describe_preference, judgement_lines, summary_lines, verdict_table
+    from .text import describe_preference, judgment_lines, summary_lines, verdict_table
 
-__all__ = ["describe_preference", "judgement_lines", "summary_lines", "verdict_table"]
+__all__ = ["describe_preference", "judgment_lines", "summary_lines", "verdict_table"]
 
 
 def __getattr__(name: str) -> object:

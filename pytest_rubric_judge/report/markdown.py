@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..models import ScoreValue, Verdict
-from .run_json import JudgementRecord, RunReport
+from .run_json import JudgmentRecord, RunReport
 
 #: Characters with a meaning in GitHub-flavoured Markdown inline text and tables, and what
 #: each becomes. HTML's own characters become entities; a backslash does not stop GitHub
@@ -92,7 +92,7 @@ def worst_criteria(verdict: Verdict, names: tuple[str, str], count: int = 2) -> 
     return [text for _, text in scored[:count]]
 
 
-def _failure_row(record: JudgementRecord) -> str:
+def _failure_row(record: JudgmentRecord) -> str:
     verdict, names = record.verdict, record.names
     suite = " (suite)" if record.suite else ""
     if verdict is None:

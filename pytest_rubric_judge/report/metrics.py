@@ -6,19 +6,36 @@ Users who migrate from the article's SageMaker job find its fields at the top le
 interval, as `interval_method` says), and `weighted_score_A`, `weighted_score_B`,
 `score_margin`, each with a `_stderr`. The rest is this project's: per-pass and
 per-comparison counts, the consistency rate, both interval methods with their level,
-resample count and seed, and per-criterion mean normalized scores.
+resample count and seed, per-criterion mean normalized scores, the input rows that could
+not be read (`invalid_rows`, never counted as judge errors) and whether the run judged
+what it was given (`status`, `complete`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..stats import Aggregates, Interval, bootstrap_interval, wilson_interval
 
-__all__ = ["ARTICLE_COUNTS", "article_reproduction", "metrics_of", "summary_rows"]
+__all__ = [
+    "ARTICLE_COUNTS",
+    "STATUSES",
+    "article_reproduction",
+    "metrics_of",
+    "run_status",
+    "summary_rows",
+]
+
+#: What `status` says of a run, and how the summary table shows it.
+STATUSES = {
+    "ok": "complete",
+    "interrupted": "INTERRUPTED: covers the rows finished so far",
+    "nothing_judged": "FAILED: no row was judged",
+    "too_many_errors": "FAILED: judge errors above the allowed share",
+}
 
 #: The article's example job: 3 A wins, 7 B wins, no tie, 1 inference error of 11 rows.
 ARTICLE_COUNTS = {"a": 3, "b": 7, "ties": 0, "errors": 1}
@@ -41,10 +58,39 @@ def _interval(interval: Interval | None) -> dict[str, Any] | None:
     }
 
 
-def metrics_of(aggregates: Aggregates, *, run: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The `metrics.json` document for a set of comparisons."""
+def run_status(
+    aggregates: Aggregates, *, interrupted: bool = False, max_error_rate: float | None = None
+) -> str:
+    """`interrupted`, `nothing_judged` (no row judged, an empty input included),
+    `too_many_errors` (the judge-error share of comparisons above `max_error_rate`) or
+    `ok`. Invalid input rows are not judge errors and never count toward the share."""
+    if interrupted:
+        return "interrupted"
+    errors = aggregates.reconciled.errors
+    if aggregates.comparisons - errors == 0:
+        return "nothing_judged"
+    if max_error_rate is not None and errors / aggregates.comparisons > max_error_rate:
+        return "too_many_errors"
+    return "ok"
+
+
+def metrics_of(
+    aggregates: Aggregates,
+    *,
+    run: Mapping[str, Any] | None = None,
+    interrupted: bool = False,
+    max_error_rate: float | None = None,
+    judge_error_causes: Sequence[Mapping[str, Any]] = (),
+    invalid_row_causes: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The `metrics.json` document for a set of comparisons.
+
+    `interrupted` and `max_error_rate` decide `status` (see `run_status`); the causes are
+    the judge errors and the invalid rows grouped by cause, most frequent first.
+    """
     reconciled, passes = aggregates.reconciled, aggregates.passes
     wilson = aggregates.wilson
+    status = run_status(aggregates, interrupted=interrupted, max_error_rate=max_error_rate)
     document: dict[str, Any] = {
         # The article's fields (A = baseline, B = candidate).
         "a_scores": reconciled.a_wins,
@@ -62,6 +108,11 @@ def metrics_of(aggregates: Aggregates, *, run: Mapping[str, Any] | None = None) 
         "score_margin": aggregates.margin.mean,
         "score_margin_stderr": aggregates.margin.stderr,
         # This project's.
+        "status": status,
+        "complete": not interrupted,
+        "max_error_rate": max_error_rate,
+        "rows": aggregates.rows,
+        "invalid_rows": aggregates.invalid_rows,
         "comparisons": aggregates.comparisons,
         "judged": aggregates.comparisons - reconciled.errors,
         "error_rate": (
@@ -69,6 +120,8 @@ def metrics_of(aggregates: Aggregates, *, run: Mapping[str, Any] | None = None) 
         ),
         "consistency_rate": aggregates.consistency_rate,
         "tie_aware_winrate": aggregates.tie_aware_winrate,
+        "judge_error_causes": [dict(cause) for cause in judge_error_causes],
+        "invalid_row_causes": [dict(cause) for cause in invalid_row_causes],
         "intervals": {
             "wilson": _interval(aggregates.wilson),
             "bootstrap": _interval(aggregates.bootstrap),
@@ -86,6 +139,8 @@ def metrics_of(aggregates: Aggregates, *, run: Mapping[str, Any] | None = None) 
         },
         "conventions": {
             "A": "response_A, the baseline",
+            "comparisons": "rows that reached the judge: judged, or a judge error",
+            "invalid_rows": "input rows that could not be read; not judge errors",
             "B": "response_B, the candidate",
             "winrate": "B wins / (A wins + B wins), over reconciled comparisons",
             "score_margin": "weighted_score_A - weighted_score_B (negative favours B)",
@@ -108,8 +163,18 @@ def summary_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     wilson = metrics["intervals"]["wilson"]
     bootstrap = metrics["intervals"].get("bootstrap")
-    rows = [
-        ("comparisons", str(metrics["comparisons"])),
+    rows: list[tuple[str, str]] = []
+    status = metrics.get("status")
+    if status is not None:
+        shown = STATUSES.get(str(status), str(status))
+        limit = metrics.get("max_error_rate")
+        if status == "too_many_errors" and limit is not None:
+            shown = f"FAILED: judge errors above --max-error-rate {float(limit):.1%}"
+        rows.append(("status", shown))
+    rows.append(("comparisons", str(metrics["comparisons"])))
+    if metrics.get("invalid_rows"):
+        rows.append(("invalid input rows", str(metrics["invalid_rows"])))
+    rows += [
         (
             "judge errors",
             f"{metrics['inference_error']} ({share(metrics['error_rate'])})",

@@ -23,7 +23,7 @@ REPORT_FORMAT = "pytest-rubric-judge/run"
 REPORT_VERSION = 1
 
 
-class JudgementRecord(BaseModel):
+class JudgmentRecord(BaseModel):
     """One judged assertion of a test, with its full verdict (or grade, when pointwise)."""
 
     model_config = ConfigDict(frozen=True)
@@ -60,7 +60,8 @@ class RunReport(BaseModel):
     format: Literal["pytest-rubric-judge/run"] = "pytest-rubric-judge/run"
     version: int = REPORT_VERSION
     passed: bool
-    judgements: tuple[JudgementRecord, ...]
+    #: The report format's key (kept as first published, whatever the Python spelling).
+    judgements: tuple[JudgmentRecord, ...]
     errors: tuple[ErrorRecord, ...]
     #: Judge work over the whole run: requests, retries, cache hits, tokens, ...
     totals: dict[str, int]
@@ -69,7 +70,7 @@ class RunReport(BaseModel):
     notes: tuple[str, ...] = ()
 
     @property
-    def failing(self) -> tuple[JudgementRecord, ...]:
+    def failing(self) -> tuple[JudgmentRecord, ...]:
         """The judged assertions that did not hold (suite ones included, caught ones not)."""
         return tuple(r for r in self.judgements if not r.passed and not r.caught)
 
@@ -79,7 +80,7 @@ class RunReport(BaseModel):
 
 
 def aggregate_run(
-    judgements: Iterable[JudgementRecord],
+    judgements: Iterable[JudgmentRecord],
     error_count: int,
     *,
     level: float = DEFAULT_LEVEL,
@@ -100,7 +101,7 @@ def aggregate_run(
 
 
 def build_report(
-    judgements: Sequence[JudgementRecord],
+    judgements: Sequence[JudgmentRecord],
     errors: Sequence[ErrorRecord],
     totals: Mapping[str, int],
     gates: Iterable[Gate] = (),
@@ -136,9 +137,13 @@ def write_text_atomic(path: Path, text: str) -> None:
         handle.write(text)
 
 
+#: The earlier spelling, kept so that code written against it still works.
+JudgementRecord = JudgmentRecord
+
 __all__ = [
     "ErrorRecord",
     "JudgementRecord",
+    "JudgmentRecord",
     "RunReport",
     "aggregate_run",
     "build_report",

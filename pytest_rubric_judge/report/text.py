@@ -1,6 +1,6 @@
 """Plain-text renderings of verdicts: assertion messages, report sections, run summary.
 
-Functions of data only (verdicts, grades, `JudgementRecord`s): nothing here knows how an
+Functions of data only (verdicts, grades, `JudgmentRecord`s): nothing here knows how an
 assertion reports to a run.
 """
 
@@ -13,7 +13,7 @@ from ..models import Grade, Label, ScoreValue, Verdict
 from ..stats import fleiss_kappa
 
 if TYPE_CHECKING:
-    from .run_json import JudgementRecord
+    from .run_json import JudgmentRecord
 
 JUSTIFICATION_WIDTH = 90
 
@@ -194,32 +194,32 @@ def grade_headline(grade: Grade) -> str:
     return f"weighted score {grade.score:.3f}{spread}{cached}"
 
 
-def _status(record: JudgementRecord) -> str:
+def _status(record: JudgmentRecord) -> str:
     """`passed`, `FAILED`, or `FAILED (caught by the test)`."""
     if record.passed:
         return "passed"
     return "FAILED (caught by the test)" if record.caught else "FAILED"
 
 
-def judgement_lines(judgement: JudgementRecord) -> list[str]:
+def judgment_lines(judgment: JudgmentRecord) -> list[str]:
     """The report section of one judged assertion."""
-    status = _status(judgement)
-    grade = judgement.grade
+    status = _status(judgment)
+    grade = judgment.grade
     if grade is not None:
-        lines = [f"{judgement.assertion} {status}: {grade_headline(grade)}"]
-        if judgement.note:
-            lines.append(judgement.note)
+        lines = [f"{judgment.assertion} {status}: {grade_headline(grade)}"]
+        if judgment.note:
+            lines.append(judgment.note)
         lines.extend("  " + line for line in grade_table(grade))
         lines.extend(f"  warning: {w}" for w in grade.warnings)
         if grade.overall_justification:
             lines.append(f"  judge: {_clip(grade.overall_justification)}")
         return lines
-    verdict, names = judgement.verdict, judgement.names
+    verdict, names = judgment.verdict, judgment.names
     if verdict is None:
-        return [f"{judgement.assertion} {status}"]
-    lines = [f"{judgement.assertion} {status}: {headline(verdict, names)}"]
-    if judgement.note:
-        lines.append(judgement.note)
+        return [f"{judgment.assertion} {status}"]
+    lines = [f"{judgment.assertion} {status}: {headline(verdict, names)}"]
+    if judgment.note:
+        lines.append(judgment.note)
     lines.extend("  " + line for line in members_lines(verdict, names))
     lines.extend("  " + line for line in verdict_table(verdict, names))
     for warning in verdict.warnings:
@@ -234,14 +234,14 @@ def judgement_lines(judgement: JudgementRecord) -> list[str]:
     return lines
 
 
-def summary_line(judgement: JudgementRecord) -> str:
+def summary_line(judgment: JudgmentRecord) -> str:
     """One line of the closing summary: PASS, FAIL, or CAUGHT (a failure the test expected)."""
-    status = "PASS" if judgement.passed else "CAUGHT" if judgement.caught else "FAIL"
-    nodeid = judgement.nodeid
-    grade = judgement.grade
+    status = "PASS" if judgment.passed else "CAUGHT" if judgment.caught else "FAIL"
+    nodeid = judgment.nodeid
+    grade = judgment.grade
     if grade is not None:
         return f"{status} {nodeid}: {grade_headline(grade)}"
-    verdict = judgement.verdict
+    verdict = judgment.verdict
     if verdict is None:
         return f"{status} {nodeid}"
     favoured = verdict.weighted_b - verdict.weighted_a
@@ -252,15 +252,15 @@ def summary_line(judgement: JudgementRecord) -> str:
         extras += f", panel agreement {verdict.panel_agreement:.2f}"
     return (
         f"{status} {nodeid}: "
-        f"{describe_preference(verdict.preference, judgement.names)}, "
+        f"{describe_preference(verdict.preference, judgment.names)}, "
         f"{'consistent' if verdict.consistent else 'INCONSISTENT'}, "
-        f"margin {judgement.names[1]}-{judgement.names[0]} {signed(favoured)}"
+        f"margin {judgment.names[1]}-{judgment.names[0]} {signed(favoured)}"
         f"{extras}{', cached' if verdict.cached else ''}"
     )
 
 
 def summary_lines(
-    results: Sequence[JudgementRecord],
+    results: Sequence[JudgmentRecord],
     totals: Mapping[str, int],
     *,
     errors: Iterable[tuple[str, str]] = (),
@@ -301,12 +301,12 @@ def _round(value: float) -> float:
     return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def junit_properties(judgement: JudgementRecord) -> list[tuple[str, object]]:
-    """A judgement's key facts as junitxml properties (`item.user_properties`)."""
-    grade = judgement.grade
+def junit_properties(judgment: JudgmentRecord) -> list[tuple[str, object]]:
+    """A judgment's key facts as junitxml properties (`item.user_properties`)."""
+    grade = judgment.grade
     if grade is not None:
         props: list[tuple[str, object]] = [
-            ("judge_assertion", judgement.assertion),
+            ("judge_assertion", judgment.assertion),
             ("judge_score", _round(grade.score)),
             ("judge_cached", grade.cached),
         ]
@@ -320,12 +320,12 @@ def junit_properties(judgement: JudgementRecord) -> list[tuple[str, object]]:
                     )
                 )
         return props
-    verdict = judgement.verdict
+    verdict = judgment.verdict
     if verdict is None:
-        return [("judge_assertion", judgement.assertion)]
-    new, baseline = judgement.names[1], judgement.names[0]
+        return [("judge_assertion", judgment.assertion)]
+    new, baseline = judgment.names[1], judgment.names[0]
     props = [
-        ("judge_assertion", judgement.assertion),
+        ("judge_assertion", judgment.assertion),
         ("judge_preference", verdict.preference),
         ("judge_consistent", verdict.consistent),
         (f"judge_margin_{new}_minus_{baseline}", _round(verdict.weighted_b - verdict.weighted_a)),
@@ -350,3 +350,7 @@ def junit_properties(judgement: JudgementRecord) -> list[tuple[str, object]]:
             )
         )
     return props
+
+
+#: The earlier spelling, kept so that code written against it still works.
+judgement_lines = judgment_lines
