@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .assertions import (
         GradeFailed,
-        RubricAssertionError,
         JudgmentFailed,
+        RubricAssertionError,
         assert_meets_rubric,
         assert_not_worse,
         assert_preferred,
@@ -106,7 +106,6 @@ __all__ = [
     "CriterionScore",
     "Grade",
     "GradeFailed",
-    "RubricAssertionError",
     "GradeScore",
     "InputTooLargeError",
     "Judge",
@@ -120,6 +119,7 @@ __all__ = [
     "Label",
     "PassResult",
     "Rubric",
+    "RubricAssertionError",
     "Usage",
     "Verdict",
     "__version__",

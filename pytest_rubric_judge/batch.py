@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "INVALID_ROW",
     "Comparison",
     "InvalidRow",
     "RowResult",
@@ -63,6 +64,8 @@ DEFAULT_CONCURRENCY = 32
 #: Answers stored per cache transaction, and the longest an answer waits to be stored.
 WRITE_BATCH = 64
 WRITE_DELAY_S = 0.25
+#: The `error_type` of a row that could not be read as input (not a judge error).
+INVALID_ROW = "InvalidRow"
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,12 @@ class InvalidRow:
 
 @dataclass(frozen=True)
 class RowResult:
-    """The outcome of one row: a verdict, or an error with its type and message."""
+    """The outcome of one row: a verdict, or an error with its type and message.
+
+    An input row that could not be read (not a JSON object, a missing or mistyped field)
+    has `error_type` `INVALID_ROW` and `invalid` true: it never reached the judge, so it
+    is not a judge error.
+    """
 
     index: int
     id: str
@@ -102,6 +110,11 @@ class RowResult:
     @property
     def ok(self) -> bool:
         return self.verdict is not None
+
+    @property
+    def invalid(self) -> bool:
+        """An input row that could not be read, as opposed to a judge error."""
+        return self.error_type == INVALID_ROW
 
 
 def _text_field(row: Mapping[str, object], *names: str, required: bool = True) -> str | None:
@@ -360,7 +373,7 @@ class _Runner:
     async def _one(self, index: int, row: RowInput) -> None:
         try:
             if isinstance(row, InvalidRow):
-                result = _error_row(index, row.id, None, "InvalidRow", row.message)
+                result = _error_row(index, row.id, None, INVALID_ROW, row.message)
             else:
                 try:
                     comparison = (
@@ -369,7 +382,7 @@ class _Runner:
                 except ValueError as exc:
                     raw_id = row.get("id") if isinstance(row, Mapping) else None
                     result = _error_row(
-                        index, None if raw_id is None else str(raw_id), None, "InvalidRow", str(exc)
+                        index, None if raw_id is None else str(raw_id), None, INVALID_ROW, str(exc)
                     )
                 else:
                     result = await self._compare(comparison)

@@ -203,7 +203,7 @@ class Rate(_Out):
 class Bucket(_Out):
     low: float
     high: float
-    confidence: float  # 0.5 + mean |margin| / 2 of the rows in the bucket
+    confidence: float | None  # 0.5 + mean |margin| / 2 of its rows; None when it has none
     mean_abs_margin: float | None
     accuracy: Rate
 
@@ -305,7 +305,7 @@ def compute_report(
     ece = 0.0
     for i in range(len(edges) - 1):
         mean = bucket_margin[i] / bucket_n[i] if bucket_n[i] else None
-        confidence = 0.5 + (mean if mean is not None else (edges[i] + edges[i + 1]) / 2) / 2
+        confidence = None if mean is None else 0.5 + mean / 2
         buckets.append(
             Bucket(
                 low=edges[i],
@@ -315,7 +315,7 @@ def compute_report(
                 accuracy=Rate.of(bucket_ok[i], bucket_n[i], level),
             )
         )
-        if bucket_n[i]:
+        if confidence is not None:
             ece += bucket_n[i] / n * abs(bucket_ok[i] / bucket_n[i] - confidence)
     return CalibrationReport(
         rows=n + len(errors) if rows is None else rows,
@@ -401,8 +401,26 @@ def run_calibration(
 # -- output -----------------------------------------------------------------------------
 
 
+def most_common_error(report: CalibrationReport) -> str | None:
+    """`in 5 rows: JudgeUnavailableError: ...`: the most frequent error type, with the
+    message of its first row; None without errors."""
+    groups: dict[str, list[str]] = {}
+    for error in report.errors:
+        message = " ".join(error.get("error", "").split())
+        groups.setdefault(message.split(":", 1)[0], []).append(message)
+    if not groups:
+        return None
+    kind, messages = max(groups.items(), key=lambda item: len(item[1]))
+    count = len(messages)
+    return f"in {count} row{'' if count == 1 else 's'}: {messages[0] or kind}"
+
+
 def summary_text(report: CalibrationReport) -> str:
     lines = [f"judged {report.judged} of {report.rows} rows ({len(report.errors)} errors)"]
+    cause = most_common_error(report)
+    if cause is not None:
+        lead = "no pair was judged; the cause" if not report.judged else "most common error"
+        lines.append(f"  {lead}, {cause}")
     for title, rate in (
         ("forward agreement", report.forward_agreement),
         ("reversed agreement", report.reversed_agreement),
@@ -418,8 +436,9 @@ def summary_text(report: CalibrationReport) -> str:
     lines.append("calibration by |margin| (accuracy = reconciled agreement):")
     for i, bucket in enumerate(report.calibration):
         close = "]" if i == len(report.calibration) - 1 else ")"
+        confidence = "-" if bucket.confidence is None else f"{bucket.confidence:.3f}"
         lines.append(
-            f"  [{bucket.low:.2f}, {bucket.high:.2f}{close}  conf {bucket.confidence:.3f}  "
+            f"  [{bucket.low:.2f}, {bucket.high:.2f}{close}  conf {confidence:>5}  "
             f"acc {bucket.accuracy.describe()}"
         )
     ece = report.expected_calibration_error
@@ -441,14 +460,14 @@ def plot_reliability(report: CalibrationReport, path: Path) -> None:
     """reliability.png: accuracy per |margin| bucket against confidence, with intervals.
 
     Raises `report.plot.PlotUnavailable` without matplotlib."""
-    from .report.plot import _pyplot
+    from .report.plot import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 5))
     try:
         xs, ys, lows, highs = [], [], [], []
         for bucket in report.calibration:
-            if bucket.accuracy.rate is None:
+            if bucket.accuracy.rate is None or bucket.confidence is None:
                 continue
             xs.append(bucket.confidence)
             ys.append(bucket.accuracy.rate)

@@ -5,14 +5,16 @@ win rate is B's share of decisive reconciled comparisons, b / (a + b); its 95% i
 always the Wilson score interval, and a seeded percentile bootstrap over comparisons is
 offered beside it. Every interval carries its method and level so a report can print them.
 
-`Aggregator` is incremental (add one verdict at a time), so a run over 100k rows keeps
-only a few numbers per comparison in memory.
+`Aggregator` is incremental (add one verdict at a time, in any order), so a run over 100k
+rows keeps only a few numbers per comparison in memory; its results depend on the rows and
+the seed, never on the order in which comparisons finished.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
 
@@ -153,11 +155,17 @@ class Counts(BaseModel):
 
 
 class Aggregates(BaseModel):
-    """Everything the protocol asks of a set of comparisons."""
+    """Everything the protocol asks of a set of comparisons.
+
+    `comparisons` counts the rows that reached the judge (judged or a judge error);
+    `invalid_rows` the input rows that could not be read, which never count as judge
+    errors; `rows` is both together.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     comparisons: int
+    invalid_rows: int = 0
     passes: Counts
     reconciled: Counts
     consistency_rate: float | None
@@ -170,14 +178,51 @@ class Aggregates(BaseModel):
     margin: Estimate
     criteria: dict[str, dict[str, float]]
 
+    @property
+    def rows(self) -> int:
+        return self.comparisons + self.invalid_rows
+
 
 def _count(counts: dict[str, int], label: Label) -> None:
     key = {"A>B": "a_wins", "B>A": "b_wins", "A=B": "ties", "A=B (bothbad)": "bothbad"}[label]
     counts[key] += 1
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """What one judged comparison contributes to the aggregates that involve floats."""
+
+    outcome: float | None  # 1.0 B won, 0.0 A won, None otherwise
+    weighted_a: float
+    weighted_b: float
+    #: (criterion, sum of A's normalized scores, sum of B's, passes) per criterion.
+    criteria: tuple[tuple[str, float, float, int], ...]
+
+
+def _judged(verdict: Verdict) -> _Judged:
+    criteria: list[tuple[str, float, float, int]] = []
+    for criterion in verdict.rubric.criteria:
+        sum_a = sum_b = 0.0
+        n = 0
+        for item in verdict.passes:
+            score = item.score(criterion.name)
+            if score is not None:
+                sum_a += criterion.normalize(score.score_a)
+                sum_b += criterion.normalize(score.score_b)
+                n += 1
+        criteria.append((criterion.name, sum_a, sum_b, n))
+    outcome = {"B>A": 1.0, "A>B": 0.0}.get(verdict.preference)
+    return _Judged(outcome, verdict.weighted_a, verdict.weighted_b, tuple(criteria))
+
+
 class Aggregator:
-    """Collects verdicts one at a time; `result()` computes the aggregates."""
+    """Collects verdicts one at a time, in any order; `result()` computes the aggregates.
+
+    Give each comparison its row `index`: the float aggregates (means, criterion means and
+    the seeded bootstrap) are computed over the comparisons sorted by index, so the same
+    rows give the same bytes whatever order they finished in (a concurrent run, a cached
+    rerun, a rescore). Without an index a comparison takes its arrival position.
+    """
 
     def __init__(
         self,
@@ -193,37 +238,35 @@ class Aggregator:
         self._passes = dict.fromkeys(("a_wins", "b_wins", "ties", "bothbad", "errors"), 0)
         self._reconciled = dict(self._passes)
         self._consistent = 0
-        self._judged = 0
-        self._outcomes: list[float] = []  # per decisive comparison: 1.0 B won, 0.0 A won
-        self._weighted_a: list[float] = []
-        self._weighted_b: list[float] = []
-        self._criteria: dict[str, list[float]] = {}
+        self._invalid = 0
+        self._arrivals = 0
+        #: ((index, arrival), contribution) per judged comparison, sorted in `result()`.
+        self._judged: list[tuple[tuple[int, int], _Judged]] = []
 
-    def add(self, verdict: Verdict) -> None:
-        self._judged += 1
+    def _key(self, index: int | None) -> tuple[int, int]:
+        arrival = self._arrivals
+        self._arrivals += 1
+        return (arrival if index is None else index, arrival)
+
+    def add(self, verdict: Verdict, index: int | None = None) -> None:
+        """A judged comparison, `index` being its row's position in the input."""
+        key = self._key(index)
         for item in verdict.passes:
             _count(self._passes, item.preference)
         _count(self._reconciled, verdict.preference)
         self._consistent += verdict.consistent
-        if verdict.preference == "B>A":
-            self._outcomes.append(1.0)
-        elif verdict.preference == "A>B":
-            self._outcomes.append(0.0)
-        self._weighted_a.append(verdict.weighted_a)
-        self._weighted_b.append(verdict.weighted_b)
-        for criterion in verdict.rubric.criteria:
-            sums = self._criteria.setdefault(criterion.name, [0.0, 0.0, 0.0])
-            for item in verdict.passes:
-                score = item.score(criterion.name)
-                if score is not None:
-                    sums[0] += criterion.normalize(score.score_a)
-                    sums[1] += criterion.normalize(score.score_b)
-                    sums[2] += 1
+        self._judged.append((key, _judged(verdict)))
 
-    def add_error(self) -> None:
+    def add_error(self, index: int | None = None) -> None:
         """A comparison whose judge call failed: counted, never a win for either side."""
+        self._key(index)
         self._passes["errors"] += 2
         self._reconciled["errors"] += 1
+
+    def add_invalid(self, index: int | None = None) -> None:
+        """An input row that could not be read: no comparison, and no judge error."""
+        self._key(index)
+        self._invalid += 1
 
     def extend(self, verdicts: Iterable[Verdict | None]) -> Aggregator:
         for verdict in verdicts:
@@ -238,28 +281,38 @@ class Aggregator:
         a, b = reconciled.a_wins, reconciled.b_wins
         ties = reconciled.ties + reconciled.bothbad
         decisive_plus_ties = a + b + ties
-        margins = np.asarray(self._weighted_a) - np.asarray(self._weighted_b)
+        judged = [item for _, item in sorted(self._judged, key=lambda pair: pair[0])]
+        outcomes = [item.outcome for item in judged if item.outcome is not None]
+        weighted_a = [item.weighted_a for item in judged]
+        weighted_b = [item.weighted_b for item in judged]
+        margins = np.asarray(weighted_a) - np.asarray(weighted_b)
+        sums: dict[str, list[float]] = {}
+        for item in judged:
+            for name, sum_a, sum_b, n in item.criteria:
+                total = sums.setdefault(name, [0.0, 0.0, 0.0])
+                total[0] += sum_a
+                total[1] += sum_b
+                total[2] += n
         return Aggregates(
-            comparisons=self._judged + reconciled.errors,
+            comparisons=len(judged) + reconciled.errors,
+            invalid_rows=self._invalid,
             passes=Counts(**self._passes),
             reconciled=reconciled,
-            consistency_rate=self._consistent / self._judged if self._judged else None,
+            consistency_rate=self._consistent / len(judged) if judged else None,
             winrate=b / (a + b) if a + b else None,
             tie_aware_winrate=(b + ties / 2) / decisive_plus_ties if decisive_plus_ties else None,
             wilson=wilson_interval(b, a + b, self.level),
             bootstrap=(
-                bootstrap_interval(
-                    self._outcomes, self.level, resamples=self.resamples, seed=self.seed
-                )
+                bootstrap_interval(outcomes, self.level, resamples=self.resamples, seed=self.seed)
                 if self.resamples
                 else None
             ),
-            weighted_a=_estimate(self._weighted_a),
-            weighted_b=_estimate(self._weighted_b),
+            weighted_a=_estimate(weighted_a),
+            weighted_b=_estimate(weighted_b),
             margin=_estimate(margins),
             criteria={
                 name: {"mean_a": s[0] / s[2], "mean_b": s[1] / s[2], "n_passes": s[2]}
-                for name, s in self._criteria.items()
+                for name, s in sums.items()
                 if s[2]
             },
         )

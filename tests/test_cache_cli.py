@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -224,9 +225,69 @@ def test_stats_prune_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with JudgeCache(tmp_path / "c", "replay") as cache:
         assert sorted(cache.keys()) == sorted(e.key for e in fresh)
 
-    assert main(["cache", "clear", cache_dir]) == 0
+    assert main(["cache", "clear", "--yes", cache_dir]) == 0
     assert "removed 4 entries" in capsys.readouterr().err
     assert len(JudgeCache(tmp_path / "c", "replay")) == 0
+
+
+class _Terminal(io.StringIO):
+    """Standard input typed at a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("answer", "cleared"),
+    [("y\n", True), ("yes\n", True), ("\n", False), ("n\n", False), ("", False)],
+)
+def test_clear_asks_on_a_terminal(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    answer: str,
+    cleared: bool,
+) -> None:
+    fill(tmp_path / "c", [entry(0), entry(1)])
+    monkeypatch.setattr("sys.stdin", _Terminal(answer))
+    status = main(["cache", "clear", f"--judge-cache-dir={tmp_path / 'c'}"])
+    err = capsys.readouterr().err
+    assert f"remove all 2 entries from {tmp_path / 'c'}? [y/N]" in err
+    assert len(JudgeCache(tmp_path / "c", "replay")) == (0 if cleared else 2)
+    assert status == (0 if cleared else 1)
+    if not cleared:
+        assert "nothing removed" in err
+
+
+def test_clear_without_a_terminal_needs_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill(tmp_path / "c", [entry(0)])
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # piped: not a confirmation
+    assert main(["cache", "clear", f"--judge-cache-dir={tmp_path / 'c'}"]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert len(JudgeCache(tmp_path / "c", "replay")) == 1
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        ["stats"],
+        ["stats", "--json"],
+        ["export", "-"],
+        ["prune", "--older-than", "1d"],
+        ["clear", "--yes"],
+    ],
+)
+def test_a_missing_cache_folder_is_said_to_be_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: list[str]
+) -> None:
+    missing = tmp_path / "no-such-cache"
+    assert main(["cache", *action, f"--judge-cache-dir={missing}"]) == 2
+    captured = capsys.readouterr()
+    assert f"{missing} does not exist" in captured.err
+    assert "entries" not in captured.out
+    assert not missing.exists()  # inspecting never creates a cache
 
 
 def test_durations() -> None:
@@ -247,8 +308,8 @@ def test_commands_default_to_the_plugins_folder(
     numbers = json.loads(capsys.readouterr().out)
     assert numbers["directory"] == str(tmp_path / DEFAULT_CACHE_DIR) and numbers["entries"] == 1
     monkeypatch.setenv("RUBRIC_JUDGE_CACHE_DIR", str(tmp_path / "elsewhere"))
-    assert main(["cache", "stats", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["entries"] == 0
+    assert main(["cache", "stats", "--json"]) == 2
+    assert f"{tmp_path / 'elsewhere'} does not exist" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists()  # inspecting never creates a cache
 
 

@@ -23,6 +23,7 @@ from pytest_rubric_judge.calibration import (
     parse_gold,
     read_gold,
     run_calibration,
+    summary_text,
 )
 from pytest_rubric_judge.cli import main
 from pytest_rubric_judge.judge import Judge
@@ -331,3 +332,34 @@ def test_command_reports_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "line 1" in err and "rejected" in err and "prompt, chosen, rejected" in err
     gold.write_text(json.dumps({"prompt": "p", "chosen": "c", "rejected": "r"}) + "\n")
     assert read_gold(gold)[0].chosen_in in ("A", "B")
+
+
+def test_command_with_every_row_failing_exits_1_and_names_the_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"prompt": f"q{i}", "response_A": "a", "response_B": "b", "label": "A>B"} for i in range(5)
+    ]
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    args = ["calibrate", str(gold), "--out", str(tmp_path / "o"), "--no-plot"]
+    status = main([*args, "--judge-cache-dir", str(tmp_path / "cache")])  # no judge configured
+    assert status == 1
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert "no pair was judged" in text
+    cause = [line for line in text.splitlines() if "JudgeNotConfiguredError" in line]
+    assert len(cause) == 1 and "5 rows" in cause[0] and "--judge-url" in cause[0]
+
+
+def test_empty_buckets_state_no_confidence() -> None:
+    rows = gold_set(8)
+    with FakeJudge(KnownJudge(p=1.0)) as fake, Judge(fake.url, fake.model) as judge:
+        report = run_calibration(judge, rows, concurrency=4)
+    empty = [bucket for bucket in report.calibration if bucket.accuracy.n == 0]
+    assert empty, "every bucket got rows; the test needs an empty one"
+    assert all(bucket.confidence is None for bucket in empty)
+    assert all(bucket.confidence is not None for bucket in report.calibration if bucket.accuracy.n)
+    for line in summary_text(report).splitlines():
+        if "acc n/a" in line:
+            assert "conf" not in line or "conf     -" in line, line

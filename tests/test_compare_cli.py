@@ -94,7 +94,9 @@ def test_compare_writes_every_output(
         "consistency_rate",
     ):
         assert field in metrics, field
-    assert metrics["comparisons"] == 4 and metrics["inference_error"] == 1
+    assert metrics["rows"] == 4 and metrics["comparisons"] == 3
+    assert metrics["invalid_rows"] == 1 and metrics["inference_error"] == 0  # the bad line
+    assert metrics["status"] == "ok" and metrics["complete"] is True
     assert metrics["a_scores"] + metrics["b_scores"] + metrics["ties"] == 3
     wilson, bootstrap = metrics["intervals"]["wilson"], metrics["intervals"]["bootstrap"]
     assert wilson["method"] == "wilson" and wilson["level"] == 0.95

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rubric_judge.testing import FakeJudge
+
+pytest_plugins = ["pytester"]
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STAND_IN_LINE = "rubric judge: no judge configured, so verdicts come from an offline stand-in"
 TIMEOUT_S = 120
@@ -110,3 +114,108 @@ def test_first_run_asks_the_judge_and_second_replays_the_cache(
     assert (folder / ".rubric_judge_cache").is_dir()
     # Nothing was written to the committed baselines: every test had one.
     assert "baselines:" not in first + second
+
+
+# -- which judge the example suite uses -------------------------------------------------
+
+#: What the end of a run says when the stand-in gave the verdicts.
+STAND_IN_SUMMARY = "rubric judge: the verdicts of this run came from the offline stand-in"
+
+
+@pytest.fixture
+def example_suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The example suite (its conftest, ini, application, baselines and dinosaur tests)."""
+    for name in ("conftest.py", "pytest.ini", "assistant.py", "test_dinosaurs.py"):
+        shutil.copy(EXAMPLES / name, pytester.path / name)
+    shutil.copytree(EXAMPLES / "judge_baselines", pytester.path / "judge_baselines")
+    return pytester
+
+
+def _models_in_cache(folder: Path) -> set[str]:
+    from pytest_rubric_judge.cache import JudgeCache
+
+    with JudgeCache(folder, "replay") as cache:
+        return {str(entry.fields.get("model", entry.model)) for entry in cache.entries()}
+
+
+def _no_stand_in(output: str) -> None:
+    assert STAND_IN_LINE not in output and STAND_IN_SUMMARY not in output, output
+
+
+def test_the_stand_in_says_so_at_the_end_too(example_suite: pytest.Pytester) -> None:
+    result = example_suite.runpytest("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    out = result.stdout.str()
+    assert out.count(STAND_IN_SUMMARY) == 1, out
+    # At the very end, after the rubric judge section, where -q still shows it.
+    assert out.rindex(STAND_IN_SUMMARY) > out.rindex("judged assertions")
+
+
+def test_a_judge_url_wins_over_the_stand_in(example_suite: pytest.Pytester, tmp_path: Path) -> None:
+    with FakeJudge(model="configured-judge") as fake:
+        result = example_suite.runpytest(
+            f"--judge-url={fake.url}", f"--judge-cache-dir={tmp_path / 'cache'}"
+        )
+        assert fake.request_count > 0
+    result.assert_outcomes(passed=3)
+    _no_stand_in(result.stdout.str())
+    assert _models_in_cache(tmp_path / "cache") == {"configured-judge"}
+
+
+def test_a_judge_serve_command_wins_over_the_stand_in(
+    example_suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    command = (
+        f"{sys.executable} -m pytest_rubric_judge.testing --port {{port}} "
+        "--model served-judge --max-lifetime 120"
+    )
+    result = example_suite.runpytest(
+        f"--judge-serve={command}", f"--judge-cache-dir={tmp_path / 'cache'}"
+    )
+    result.assert_outcomes(passed=3)
+    _no_stand_in(result.stdout.str())
+    assert _models_in_cache(tmp_path / "cache") == {"served-judge"}
+
+
+def test_a_panel_wins_over_the_stand_in(example_suite: pytest.Pytester, tmp_path: Path) -> None:
+    with FakeJudge(model="panel-judge") as fake:
+        panel = f"panel-judge@{fake.url},panel-judge@{fake.url},panel-judge@{fake.url}"
+        result = example_suite.runpytest(
+            f"--judge-panel={panel}", f"--judge-cache-dir={tmp_path / 'cache'}"
+        )
+        assert fake.request_count > 0
+    _no_stand_in(result.stdout.str())
+    assert _models_in_cache(tmp_path / "cache") == {"panel-judge"}
+
+
+def test_a_judge_from_another_hook_wins_over_the_stand_in(
+    example_suite: pytest.Pytester, tmp_path: Path
+) -> None:
+    with FakeJudge(model="hook-judge") as fake:
+        example_suite.makepyfile(
+            own_judge=f"""
+            from pytest_rubric_judge import Judge
+
+            def pytest_rubric_judge_make_judge(config):
+                return Judge({fake.url!r}, "hook-judge", cache_dir={str(tmp_path / "cache")!r})
+            """
+        )
+        result = example_suite.runpytest("-p", "own_judge")
+        assert fake.request_count > 0
+    result.assert_outcomes(passed=3)
+    _no_stand_in(result.stdout.str())
+    assert _models_in_cache(tmp_path / "cache") == {"hook-judge"}
+
+
+def test_the_replay_only_ci_job_installs_the_light_package() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((EXAMPLES / "ci" / "judge.yml").read_text(encoding="utf-8"))
+    steps = workflow["jobs"]["replay-cpu"]["steps"]
+    installs = [step["run"] for step in steps if "pip install" in str(step.get("run", ""))]
+    assert installs, steps
+    for command in installs:
+        assert "[dev]" not in command and "pytest-rubric-judge" in command, command
+    runs = " ".join(str(step.get("run", "")) for step in steps)
+    if " -n " in runs:  # -n needs pytest-xdist, which the light package does not bring
+        assert any("pytest-xdist" in command for command in installs)

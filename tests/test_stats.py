@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
-from pytest_rubric_judge.models import CallInfo, CriterionScore, Label, Rubric, SlotScores
+from pytest_rubric_judge.models import (
+    CallInfo,
+    CriterionScore,
+    Label,
+    Rubric,
+    SlotScores,
+    Verdict,
+)
 from pytest_rubric_judge.scoring import build_verdict, orient
 from pytest_rubric_judge.stats import (
+    Aggregator,
     aggregate,
     bootstrap_interval,
     mean_stderr,
@@ -97,3 +106,52 @@ def test_ties_inconsistency_and_means() -> None:
     assert result.margin.mean == pytest.approx(((0 - 1) + 0 + 0) / 3)
     assert result.criteria["accuracy"]["mean_b"] == pytest.approx(0.5)
     assert result.bootstrap is None
+
+
+def _mixed_verdicts() -> list[Verdict | None]:
+    """Forty comparisons of every kind, scores varied so that float sums depend on order."""
+    kinds: list[tuple[Label, Label, int, int] | None] = [
+        ("B>A", "B>A", 2, 5),
+        ("A>B", "A>B", 4, 1),
+        ("B>A", "B>A", 3, 4),
+        ("A>B", "B>A", 3, 3),
+        ("B>A", "B>A", 1, 3),
+        None,
+    ]
+    picked = [kinds[(7 * i) % len(kinds)] for i in range(40)]
+    return [None if kind is None else verdict(*kind) for kind in picked]
+
+
+def _feed(order: list[int], verdicts: list[Verdict | None]) -> str:
+    aggregator = Aggregator(resamples=37, seed=3)
+    for index in order:
+        item = verdicts[index]
+        if item is None:
+            aggregator.add_error(index=index)
+        else:
+            aggregator.add(item, index=index)
+    return aggregator.result().model_dump_json()
+
+
+def test_aggregates_do_not_depend_on_arrival_order() -> None:
+    verdicts = _mixed_verdicts()
+    in_order = list(range(len(verdicts)))
+    shuffled = list(in_order)
+    random.Random(11).shuffle(shuffled)
+    reversed_order = in_order[::-1]
+    first = _feed(in_order, verdicts)
+    assert _feed(shuffled, verdicts) == first
+    assert _feed(reversed_order, verdicts) == first
+
+
+def test_invalid_rows_are_counted_apart_from_judge_errors() -> None:
+    aggregator = Aggregator(resamples=None)
+    aggregator.add(verdict("B>A", "B>A", 2, 4), index=0)
+    aggregator.add_error(index=1)
+    aggregator.add_invalid(index=2)
+    aggregator.add_invalid(index=3)
+    result = aggregator.result()
+    assert result.invalid_rows == 2
+    assert result.reconciled.errors == 1
+    assert result.comparisons == 2  # rows that reached the judge
+    assert result.rows == 4

@@ -4,7 +4,10 @@
 cache always gives the same bytes and a re-recorded answer shows in review as a changed
 line. `import` loads such a file (into an empty cache on a CI machine, say) so that a
 suite runs with `--judge-cache=replay` and no judge at all. Every subcommand takes the
-plugin's `--judge-cache-dir`, with the same environment variable and default folder.
+plugin's `--judge-cache-dir`, with the same environment variable and default folder;
+every one but `import` says so when that folder does not exist rather than report an empty
+cache. `clear` asks before it removes anything (`--yes` answers for it; without a terminal
+to ask on, `--yes` is required).
 
 An export file is untrusted input: `import` checks every entry before it writes any (its
 key must be the hash of its fields, and its stored answer what its raw judge text reads
@@ -28,8 +31,10 @@ from pydantic import ValidationError
 
 from ..cache import CacheEntry, CacheError, JudgeCache, answer_problem, canonical_json
 from ..cache.entry import first_error
+from ..options import DEFAULT_CACHE_DIR
 from ..report.run_json import write_text_atomic
 from .options import CommandError, add_judge_options, cache_dir
+from .pipes import quiet_broken_pipe
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -53,26 +58,52 @@ def register(subparsers: Any) -> None:
         help="export, import, inspect, prune or clear the judge cache",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
-    commands = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    commands = parser.add_subparsers(
+        dest="cache_command", metavar="ACTION", required=True, help="what to do"
+    )
 
     export = commands.add_parser(
-        "export", help="write every cached judge call as sorted JSON lines (FILE or - )"
+        "export",
+        help="write every cached judge call as sorted JSON lines (FILE or - )",
+        description=(
+            "Write every intact cached judge call as one canonical JSON line, sorted by key: "
+            "the same cache always gives the same bytes, so the file can be committed and "
+            "reviewed. Damaged entries are skipped and counted."
+        ),
     )
     export.add_argument("file", metavar="FILE.jsonl", help="where to write; - for stdout")
     add_judge_options(export, cache_only=True)
-    export.set_defaults(func=run_export)
+    export.set_defaults(func=quiet_broken_pipe(run_export))
 
-    load = commands.add_parser("import", help="load judge calls from an exported JSON lines file")
+    load = commands.add_parser(
+        "import",
+        help="load judge calls from an exported JSON lines file",
+        description=(
+            "Load the entries of a file written by `cache export` into the cache (created if "
+            "needed). Every entry is checked first; if any is refused, nothing is imported."
+        ),
+    )
     load.add_argument("file", metavar="FILE.jsonl", help="a file written by `cache export`")
     add_judge_options(load, cache_only=True)
     load.set_defaults(func=run_import)
 
-    stats = commands.add_parser("stats", help="count the entries, models, tokens and size")
+    stats = commands.add_parser(
+        "stats",
+        help="count the entries, models, tokens and size",
+        description=(
+            "Count the cache's entries per kind and judge model, the dates they were "
+            "recorded, the tokens they saved and the size on disk."
+        ),
+    )
     stats.add_argument("--json", action="store_true", help="print the numbers as JSON")
     add_judge_options(stats, cache_only=True)
-    stats.set_defaults(func=run_stats)
+    stats.set_defaults(func=quiet_broken_pipe(run_stats))
 
-    prune = commands.add_parser("prune", help="remove entries older than a duration")
+    prune = commands.add_parser(
+        "prune",
+        help="remove entries older than a duration",
+        description="Remove the entries recorded longer ago than --older-than, and damaged ones.",
+    )
     prune.add_argument(
         "--older-than",
         type=duration,
@@ -83,14 +114,34 @@ def register(subparsers: Any) -> None:
     add_judge_options(prune, cache_only=True)
     prune.set_defaults(func=run_prune)
 
-    clear = commands.add_parser("clear", help="remove every entry (the folder stays)")
+    clear = commands.add_parser(
+        "clear",
+        help="remove every entry (the folder stays); asks first",
+        description=(
+            "Remove every entry of the judge cache; the folder stays. On a terminal it asks "
+            "for confirmation first; without one (a script, CI) it refuses unless --yes is "
+            "given."
+        ),
+    )
+    clear.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask; required without a terminal"
+    )
     add_judge_options(clear, cache_only=True)
     clear.set_defaults(func=run_clear)
 
 
-def _open(args: argparse.Namespace, *, write: bool) -> JudgeCache:
+def _open(args: argparse.Namespace, *, write: bool, existing: bool = True) -> JudgeCache:
+    """The cache; with `existing`, a CommandError when its folder does not exist."""
+    directory = cache_dir(args)
+    if existing and not directory.is_dir():
+        raise CommandError(
+            f"cache folder {directory} does not exist; give the folder with "
+            "--judge-cache-dir or RUBRIC_JUDGE_CACHE_DIR (default: "
+            f"{DEFAULT_CACHE_DIR} in the nearest folder upward with a pytest.ini, "
+            "pyproject.toml, tox.ini or setup.cfg)"
+        )
     # replay never creates the folder nor writes; rw moves a damaged file aside.
-    return JudgeCache(cache_dir(args), "rw" if write else "replay")
+    return JudgeCache(directory, "rw" if write else "replay")
 
 
 def _say(message: str) -> None:
@@ -216,7 +267,7 @@ def run_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     entries = _read_entries(path)  # all checked before any write
     added = replaced = same = 0
-    with _open(args, write=True) as cache:
+    with _open(args, write=True, existing=False) as cache:
         try:
             with cache.deferred_writes(_IMPORT_BATCH):
                 for entry in entries:
@@ -322,8 +373,27 @@ def run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from the terminal: only y or yes agrees."""
+    print(f"{question} ", end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def run_clear(args: argparse.Namespace) -> int:
     with _open(args, write=True) as cache:
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError(
+                    f"cache clear removes every entry of {cache.directory}; pass --yes to "
+                    "confirm (there is no terminal to ask on)"
+                )
+            try:
+                count = len(cache)
+            except CacheError as error:
+                raise CommandError(str(error)) from None
+            if not _confirm(f"remove all {count} entries from {cache.directory}? [y/N]"):
+                _say("nothing removed")
+                return 1
         try:
             removed = cache.clear()
         except CacheError as error:
