@@ -200,6 +200,8 @@ class Option:
     flag: bool = False
     #: The flag may be repeated; each value is parsed to a tuple and the tuples are joined.
     repeat: bool = False
+    #: The help in the `rubric-judge` command, where it differs (no rootdir outside pytest).
+    cli_help: str | None = None
 
     @property
     def cli(self) -> str:
@@ -214,7 +216,16 @@ class Option:
     @property
     def help_text(self) -> str:
         """The help, with the environment variables that also set it."""
-        return self.help + (f" [env: {', '.join(self.env)}]" if self.env else "")
+        return self.help + self._env_suffix
+
+    @property
+    def command_help_text(self) -> str:
+        """The help in the `rubric-judge` command, with the environment variables."""
+        return (self.cli_help or self.help) + self._env_suffix
+
+    @property
+    def _env_suffix(self) -> str:
+        return f" [env: {', '.join(self.env)}]" if self.env else ""
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -243,6 +254,11 @@ OPTIONS: tuple[Option, ...] = (
         f"folder of the verdict cache (default: {DEFAULT_CACHE_DIR} under the rootdir)",
         env=("RUBRIC_JUDGE_CACHE_DIR",),
         metavar="DIR",
+        cli_help=(
+            f"folder of the verdict cache (default: {DEFAULT_CACHE_DIR} in the nearest folder "
+            "upward holding a pytest.ini, pyproject.toml, tox.ini or setup.cfg, else in the "
+            "current folder)"
+        ),
     ),
     Option(
         "judge_cache",

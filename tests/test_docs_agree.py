@@ -151,11 +151,6 @@ def test_calibration_md_synopsis_is_the_commands_usage(capsys: pytest.CaptureFix
     assert "[judge options]" in synopsis
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the judge_cache_dir help in the option table says 'under the rootdir'; the "
-    "command needs its own wording there",
-)
 def test_cli_help_does_not_speak_of_the_rootdir(capsys: pytest.CaptureFixture[str]) -> None:
     """Outside pytest there is no rootdir; the cache folder's default is said in other words."""
     commands = [["compare"], ["rescore"], ["show"], ["calibrate"]]

@@ -47,7 +47,7 @@ def add_judge_options(parser: argparse.ArgumentParser, *, cache_only: bool = Fal
             type=option.parse,
             default=None,
             metavar=option.metavar,
-            help=option.help_text,
+            help=option.command_help_text,
         )
 
 
