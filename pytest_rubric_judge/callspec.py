@@ -131,16 +131,32 @@ def canonical_rubric(rubric: Rubric) -> list[dict[str, object]]:
     return rubric.canonical()
 
 
-@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
 def pass_format(rubric: Rubric) -> dict[str, object]:
-    """The pass's JSON Schema, built once per rubric (and so one object, whose JSON text a
-    client may keep)."""
-    return schemas.pass_format(rubric)
+    """The pass's JSON Schema. It depends on the criterion names alone, so it is built once
+    per set of names (and so is one object, whose JSON text a client keeps)."""
+    return _format_for("pass", rubric, schemas.pass_format)
 
 
-@functools.lru_cache(maxsize=RUBRIC_MEMO_SIZE)
 def grade_format(rubric: Rubric) -> dict[str, object]:
-    return schemas.grade_format(rubric)
+    return _format_for("grade", rubric, schemas.grade_format)
+
+
+_FORMATS: dict[tuple[str, tuple[str, ...]], dict[str, object]] = {}
+_FORMATS_LOCK = threading.Lock()
+
+
+def _format_for(
+    kind: str, rubric: Rubric, build: Callable[[Rubric], dict[str, object]]
+) -> dict[str, object]:
+    key = (kind, rubric.names)
+    found = _FORMATS.get(key)
+    if found is None:
+        found = build(rubric)
+        with _FORMATS_LOCK:
+            if len(_FORMATS) >= RUBRIC_MEMO_SIZE:
+                _FORMATS.clear()
+            found = _FORMATS.setdefault(key, found)
+    return found
 
 
 @functools.lru_cache(maxsize=64)

@@ -129,16 +129,33 @@ def chat_body(
 ) -> bytes:
     """The JSON body of a chat-completions request. Optional sampling fields are sent only
     when given, since some servers reject fields they do not know."""
-    body: dict[str, object] = {"model": model, "messages": messages, "temperature": temperature}
+    body: dict[str, object] = {"model": model, "temperature": temperature}
     optional: dict[str, object | None] = {"max_tokens": max_tokens, "top_p": top_p, "seed": seed}
     body.update({key: value for key, value in optional.items() if value is not None})
-    text = json.dumps(body, ensure_ascii=False)
+    encoded = ", ".join(_message_json(message) for message in messages)
+    text = f'{json.dumps(body, ensure_ascii=False)[:-1]}, "messages": [{encoded}]}}'
     if response_format is not None:
         text = f'{text[:-1]}, "response_format": {_format_json(response_format)}}}'
     return text.encode("utf-8")
 
 
 _FORMAT_JSON: dict[int, tuple[object, str]] = {}
+#: The JSON text of system messages, by their text: a judge's system prompts are a few
+#: templates of some kilobytes, sent with every request.
+_SYSTEM_JSON: dict[str, str] = {}
+
+
+def _message_json(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if message.get("role") != "system" or len(message) != 2 or not isinstance(content, str):
+        return json.dumps(message, ensure_ascii=False)
+    known = _SYSTEM_JSON.get(content)
+    if known is None:
+        if len(_SYSTEM_JSON) >= 64:
+            _SYSTEM_JSON.clear()
+        known = json.dumps(message, ensure_ascii=False)
+        _SYSTEM_JSON[content] = known
+    return known
 
 
 def _format_json(response_format: dict[str, object]) -> str:
