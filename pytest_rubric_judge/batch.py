@@ -305,10 +305,9 @@ class _Runner:
             if client is None:
                 client = _async_client(self.judge, self.concurrency)
                 owns_client = True
-            # A single client of our own opens at most `concurrency` connections: that
-            # bounds the requests in flight, and a semaphore would only repeat it.
-            bounded = owns_client and isinstance(client, AsyncChatClient)
-            self._runner = Runner(async_calls(self._sender(client, bounded=bounded)))
+            # The semaphore bounds the requests in flight, so the client's pool never
+            # queues a request (aiohttp's connection waiters cost more than a semaphore).
+            self._runner = Runner(async_calls(self._sender(client)))
         else:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="judge-io")
             self._runner = Runner(threaded_calls(pool))
@@ -355,14 +354,12 @@ class _Runner:
             self.judge.cache.flush()
 
     def _sender(
-        self, client: AsyncChatClient | AsyncMultiClient, *, bounded: bool
+        self, client: AsyncChatClient | AsyncMultiClient
     ) -> Callable[[CallCore, Request], Awaitable[Completion]]:
         requests = self._requests
         assert requests is not None
 
         async def send(core: CallCore, request: Request) -> Completion:
-            if bounded:
-                return await client.complete(request.messages, **core.request_options(request))
             async with requests:
                 return await client.complete(request.messages, **core.request_options(request))
 
