@@ -24,17 +24,16 @@ from typing import Any, TypeVar
 import aiohttp
 
 from .client import environment_proxy
-from .credentials import Secret, basic_auth, secret_forms, split_userinfo
+from .credentials import Secret
 from .http_policy import (
     DEFAULT_MAX_BODY_BYTES,
     AttemptFailed,
     BodyDecoder,
     Completion,
-    Policy,
     Reply,
     Retry,
     chat_body,
-    normalize_base_url,
+    target,
 )
 
 __all__ = ["AsyncChatClient", "within"]
@@ -74,22 +73,20 @@ class AsyncChatClient:
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
-        plain_url, username, password = split_userinfo(normalize_base_url(base_url))
-        self.base_url = plain_url
-        self.max_connections = max_connections
-        self.max_body_bytes = max_body_bytes
-        self._api_key = Secret.of(api_key)
-        self.policy = Policy(
-            display_url=plain_url,
-            timeout=float(timeout),
+        self._target = target(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             retry_after_max=retry_after_max,
-            secrets=secret_forms(self._api_key, username, password),
         )
-        self._proxy = environment_proxy(plain_url)
-        self._basic = basic_auth(username, password) if (username or password) else None
+        self.base_url = self._target.url
+        self.policy = self._target.policy
+        self.max_connections = max_connections
+        self.max_body_bytes = max_body_bytes
+        self._proxy = environment_proxy(self.base_url)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -101,7 +98,7 @@ class AsyncChatClient:
         return self.policy.max_retries
 
     def __repr__(self) -> str:
-        key = "'***'" if self._api_key is not None else "None"
+        key = "'***'" if self._target.has_key else "None"
         return (
             f"AsyncChatClient(base_url={self.base_url!r}, api_key={key}, "
             f"timeout={self.timeout:g}, max_retries={self.max_retries}, "
@@ -123,16 +120,7 @@ class AsyncChatClient:
     def _open(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
-            headers = {
-                "Accept": "application/json",
-                "Accept-Encoding": "identity",
-                "Content-Type": "application/json",
-                "User-Agent": "pytest-rubric-judge",
-            }
-            if self._api_key is not None:
-                headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
-            elif self._basic is not None:
-                headers["Authorization"] = self._basic.reveal()
+            headers = self._target.headers()
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
                 headers=headers,

@@ -31,18 +31,18 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from .credentials import Secret, is_loopback, redact_url, secret_forms, split_userinfo
+from .credentials import Secret, is_loopback, redact_url
 from .http_policy import (
     DEFAULT_MAX_BODY_BYTES,
     RETRY_STATUSES,
     AttemptFailed,
     BodyDecoder,
     Completion,
-    Policy,
     Reply,
     Retry,
     chat_body,
     normalize_base_url,
+    target,
 )
 
 __all__ = ["RETRY_STATUSES", "ChatClient", "Completion", "environment_proxy", "normalize_base_url"]
@@ -252,51 +252,35 @@ class ChatClient:
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
-        plain_url, username, password = split_userinfo(normalize_base_url(base_url))
-        #: The endpoint without any user:password part; credentials live only in `_http`.
-        self.base_url = plain_url
-        self._api_key = Secret.of(api_key)
-        self.policy = Policy(
-            display_url=plain_url,
-            timeout=float(timeout),
+        self._target = target(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             retry_after_max=retry_after_max,
-            secrets=secret_forms(self._api_key, username, password),
         )
+        #: The endpoint without any user:password part; credentials live only in `_http`.
+        self.base_url = self._target.url
+        self.policy = self._target.policy
         self.max_body_bytes = max_body_bytes
         self._sleep = sleep
         self._deadline = _Deadline()
-        headers = {
-            "Accept": "application/json",
-            "Accept-Encoding": "identity",
-            "Content-Type": "application/json",
-            "User-Agent": "pytest-rubric-judge",
-        }
-        auth: httpx.BasicAuth | None = None
-        if self._api_key is not None:
-            headers["Authorization"] = f"Bearer {self._api_key.reveal()}"
-        elif username or password:
-            # Credentials in the URL mean HTTP Basic auth, as curl reads them; an API key,
-            # when given, is what authenticates instead.
-            auth = httpx.BasicAuth(username, password)
         if transport is None:
             transport = _DeadlineTransport(
                 max_connections=max_connections,
-                proxy=environment_proxy(plain_url),
+                proxy=environment_proxy(self.base_url),
                 deadline=self._deadline,
             )
         self._http = httpx.Client(
-            headers=headers,
-            auth=auth,
+            headers=self._target.headers(),
             # Each operation is bounded here too; the deadline bounds the whole attempt.
             timeout=httpx.Timeout(self.policy.timeout, pool=None),
             transport=transport,
             follow_redirects=False,
             trust_env=False,  # the transport above chose the proxy
         )
-        self.uses_basic_auth = auth is not None
 
     @property
     def timeout(self) -> float:
@@ -306,12 +290,8 @@ class ChatClient:
     def max_retries(self) -> int:
         return self.policy.max_retries
 
-    @property
-    def api_key(self) -> Secret | None:
-        return self._api_key
-
     def __repr__(self) -> str:
-        key = "'***'" if self._api_key is not None else "None"
+        key = "'***'" if self._target.has_key else "None"
         return (
             f"ChatClient(base_url={self.base_url!r}, api_key={key}, "
             f"timeout={self.timeout:g}, max_retries={self.max_retries})"
