@@ -33,8 +33,8 @@ from .http_policy import (
     Reply,
     Retry,
     chat_body,
-    target,
 )
+from .targets import target
 
 __all__ = ["AsyncChatClient", "within"]
 

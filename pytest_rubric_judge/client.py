@@ -42,8 +42,8 @@ from .http_policy import (
     Retry,
     chat_body,
     normalize_base_url,
-    target,
 )
+from .targets import target
 
 __all__ = ["RETRY_STATUSES", "ChatClient", "Completion", "environment_proxy", "normalize_base_url"]
 

@@ -203,7 +203,10 @@ def pytest_make_collect_report(
     return report
 
 
-def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    if report.failed and JUDGE_ERROR in report.user_properties:
+def pytest_report_teststatus(
+    report: pytest.TestReport | pytest.CollectReport,
+) -> tuple[str, str, str] | None:
+    # Collection reports come here too, and they carry no user properties.
+    if report.failed and JUDGE_ERROR in getattr(report, "user_properties", ()):
         return "error", "E", "ERROR"
     return None
