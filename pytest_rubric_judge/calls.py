@@ -56,6 +56,9 @@ from .http_policy import Completion
 from .models import CallInfo, GradeAnswer, Rubric, SlotScores
 from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
 
+#: Failure causes of a request that never reached a server.
+_NOT_SENT = frozenset({"refused", "unreachable", "connect_timeout", "config"})
+
 
 class CallCore:
     """A judge's calls: their specs, cache keys, protocol and counters; no network.
@@ -350,7 +353,10 @@ class CallCore:
         try:
             completion = yield request
         except JudgeError as error:
-            self.stats.add(requests=1, retries=error.retries)
+            # A request that never reached a server (refused, unreachable, no connection
+            # in time, a bad proxy) is not counted as sent; its attempts count as retries.
+            sent = getattr(error, "cause", None) not in _NOT_SENT
+            self.stats.add(requests=int(sent), retries=error.retries)
             raise
         self.stats.add(
             requests=1,

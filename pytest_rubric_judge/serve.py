@@ -117,6 +117,18 @@ class JudgeServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def exit_message(self) -> str | None:
+        """One line saying that the server exited with its status, then the tail of its
+        log; None while it runs (or before it starts, or after `stop`)."""
+        process = self._process
+        code = process.poll() if process is not None else None
+        if code is None:
+            return None
+        return (
+            f"the judge server started by --judge-serve exited with status {code} during the "
+            f"run; last lines of {self.log_path}:\n{self._tail()}"
+        )
+
     def start(self) -> str:
         """Start the server and wait until it answers; returns its base URL."""
         self.port = free_port()

@@ -369,7 +369,7 @@ def test_label_contradiction_warning_is_in_the_pytest_report(
     result.stdout.fnmatch_lines(
         [
             "*Captured rubric judge call*",
-            "*warning: forward pass: preference * contradicts the scores (A *, B *)*",
+            "*warning: forward pass: preference * contradicts the scores (baseline *, new *)*",
             "*warning: reversed pass: preference * contradicts the scores*",
         ]
     )

@@ -346,10 +346,10 @@ def test_command_with_every_row_failing_exits_1_and_names_the_cause(
     status = main([*args, "--judge-cache-dir", str(tmp_path / "cache")])  # no judge configured
     assert status == 1
     printed = capsys.readouterr()
-    text = printed.out + printed.err
-    assert "no pair was judged" in text
-    cause = [line for line in text.splitlines() if "JudgeNotConfiguredError" in line]
+    assert "no pair was judged" in printed.out
+    cause = [line for line in printed.err.splitlines() if "JudgeNotConfiguredError" in line]
     assert len(cause) == 1 and "5 rows" in cause[0] and "--judge-url" in cause[0]
+    assert cause[0].startswith("rubric-judge: no pair was judged; the cause: in 5 rows: ")
 
 
 def test_empty_buckets_state_no_confidence() -> None:

@@ -191,3 +191,17 @@ def test_a_lone_surrogate_in_any_input_is_sent_as_a_replacement_character() -> N
     assert verdict.response_a == "caf\ufffd au lait"
     assert 0.0 <= grade.score <= 1.0
     assert any("\ufffd" in str(r.body) for r in fake.requests)
+
+
+def test_a_request_that_never_reached_a_server_is_not_counted_as_sent() -> None:
+    judge = core()
+    error = JudgeUnavailableError("refused")
+    error.cause, error.retries = "refused", 2
+
+    def send(request: Request) -> Completion:
+        raise error
+
+    with pytest.raises(JudgeUnavailableError):
+        drive_blocking(judge.protocol(judge.rubric_spec("q", None)), send)
+    stats = judge.stats.as_dict()
+    assert stats["requests"] == 0 and stats["retries"] == 2 and stats["judge_errors"] == 1

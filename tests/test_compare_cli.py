@@ -107,13 +107,19 @@ def test_compare_writes_every_output(
     assert [r["index"] for r in records] == [0, 1, 2, 3]  # input order, not finishing order
     assert records[0]["id"] == "dino" and records[1]["id"] == "1"
     assert records[1]["reference"] == "Several, including The Observer."
-    assert records[3]["status"] == "error" and "not JSON" in records[3]["error"]
+    assert records[3]["status"] == "invalid" and "not JSON" in records[3]["error"]
+    assert records[3]["error_type"] == "InvalidRow"
     first = records[0]
     assert first["forward"]["raw"] and first["reversed"]["overall_justification"]
     criterion = first["criteria"][0]
     for key in ("weight", "type", "description", "forward_score_A", "reversed_justification_B"):
         assert key in criterion
-    assert (out / "report.html").is_file()
+    page = (out / "report.html").read_text(encoding="utf-8")
+    summary = page[: page.index("<article")]
+    assert fake.model in summary and str(compared[2]) in summary  # the judge and the data
+    assert "complete: every input row was read" in summary
+    assert "<label for='f-all'>all (4)</label>" in page  # every row, the invalid one included
+    assert "invalid input rows (1)" in page and "judge errors (0)" in page
     if _has("pyarrow"):
         import pyarrow.parquet as pq
 
@@ -178,6 +184,8 @@ def test_rescore_recomputes_without_the_judge(
         assert record["preference"] == expected
     metrics = json.loads((target / "metrics.json").read_text())
     assert metrics["run"]["judge_requests"] == 0 and "clarity" not in metrics["criteria"]
+    assert records[3]["status"] == "invalid"  # the invalid row stays invalid
+    assert metrics["invalid_rows"] == 1 and metrics["inference_error"] == 0
     assert main(["rescore", str(out), "--drop", "no_such_criterion", "--out", str(target)]) == 2
     assert "no_such_criterion" in capsys.readouterr().err
 

@@ -278,6 +278,5 @@ def test_every_command_has_a_description_and_every_option_help(name: str) -> Non
         assert action.help, f"{name} {action.option_strings or action.dest}"
 
 
-@pytest.mark.xfail(strict=True, reason="`show` is registered without a description")
 def test_show_has_a_description() -> None:
     test_every_command_has_a_description_and_every_option_help("show")

@@ -380,5 +380,5 @@ def test_pytest_report_counts_retries(pytester: pytest.Pytester, fake: FakeJudge
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["*1 judged assertions, 0 judge errors; 3 judge requests (2 retries*"]
+        ["*1 judged assertion, 0 judge errors; 3 judge requests (2 retries*"]
     )

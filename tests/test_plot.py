@@ -94,3 +94,87 @@ def test_missing_matplotlib_is_a_clear_message(
     with pytest.raises(PlotUnavailable, match=r"pytest-rubric-judge\[plot\]"):
         write_dashboard(_article_metrics(), tmp_path / "dashboard.png")
     assert not (tmp_path / "dashboard.png").exists()
+
+
+def _drawn(metrics: dict[str, Any], path: Path) -> Any:
+    """Draw the dashboard and return its figure (kept from `plt.subplots`)."""
+    import matplotlib.pyplot as plt
+
+    created: list[Any] = []
+    original = plt.subplots
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        figure, axes = original(*args, **kwargs)
+        created.append(figure)
+        return figure, axes
+
+    plt.subplots = spy
+    try:
+        write_dashboard(metrics, path)
+    finally:
+        plt.subplots = original
+    (figure,) = created
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)  # the figure was closed; measure it on a canvas of its own
+    figure.canvas.draw()
+    return figure
+
+
+def _with_long_texts() -> dict[str, Any]:
+    """The article's metrics with a bootstrap interval, a status and invalid rows: the
+    longest texts the summary table shows."""
+    metrics = _article_metrics()
+    metrics["intervals"]["bootstrap"] = {
+        "method": "bootstrap", "level": 0.95, "low": 0.4, "high": 1.0, "n": 10,
+        "resamples": 2000, "seed": 0,
+        "text": "[0.400, 1.000] (95% percentile bootstrap, 2000 resamples, seed 0, n=10)",
+    }  # fmt: skip
+    metrics.update(status="too_many_errors", max_error_rate=0.05, invalid_rows=3, rows=14)
+    return metrics
+
+
+def _axis(figure: Any, title: str) -> Any:
+    (found,) = [ax for ax in figure.axes if ax.get_title().startswith(title)]
+    return found
+
+
+def test_summary_table_text_stays_inside_its_cells_and_its_panel(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    figure = _drawn(_with_long_texts(), tmp_path / "dashboard.png")
+    renderer = figure.canvas.get_renderer()
+    table_ax = _axis(figure, "Summary")
+    (table,) = table_ax.tables
+    cells = table.get_celld()
+    assert cells
+    for (row, column), cell in cells.items():
+        box = cell.get_window_extent(renderer)
+        text = cell.get_text().get_window_extent(renderer)
+        assert box.x0 - 1 <= text.x0 and text.x1 <= box.x1 + 1, (row, column, cell.get_text())
+        assert box.y0 - 1 <= text.y0 and text.y1 <= box.y1 + 1, (row, column, cell.get_text())
+    whole = table.get_window_extent(renderer)
+    for other in figure.axes:
+        if other is not table_ax:
+            assert not whole.overlaps(other.get_tightbbox(renderer)), other.get_title()
+
+
+def test_win_rate_labels_never_cross_the_50_percent_line(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    for winrate in (0.2, 0.5, 0.7, 0.95):
+        metrics = _with_long_texts()
+        metrics["winrate"] = winrate
+        for interval in metrics["intervals"].values():
+            interval["low"], interval["high"] = max(0, winrate - 0.3), min(1, winrate + 0.2)
+        figure = _drawn(metrics, tmp_path / "dashboard.png")
+        renderer = figure.canvas.get_renderer()
+        ax = _axis(figure, "Win rate of B")
+        line_x = ax.transData.transform((0.5, 0))[0]
+        plot_area = ax.get_window_extent(renderer)
+        labels = [t for t in ax.texts if t.get_text()]
+        labels += [t for t in ax.get_yticklabels() if t.get_text()]
+        assert any("bootstrap" in t.get_text() for t in labels)
+        for text in labels:
+            box = text.get_window_extent(renderer)
+            if box.y1 < plot_area.y0 or box.y0 > plot_area.y1:
+                continue  # above or below the plot, where the line is not drawn
+            assert not box.x0 <= line_x <= box.x1, (winrate, text.get_text())

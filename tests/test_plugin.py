@@ -50,7 +50,7 @@ def test_pass_shows_summary_and_report_section(
         [
             "*= rubric judge =*",
             "PASS test_pass_shows_summary_and_report_section.py::test_new_is_better: new preferred (B>A), consistent, margin new-baseline +*",
-            "1 judged assertions, 0 judge errors; 3 judge requests*0 cache hits*tokens",
+            "1 judged assertion, 0 judge errors; 3 judge requests*0 cache hits*tokens",
         ]
     )
     assert good_wins.request_count == 3  # one rubric, two passes
@@ -132,7 +132,9 @@ def test_no_judge_configured_errors_with_instructions(pytester: pytest.Pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*JudgeNotConfiguredError: no judge configured and no cached answer*--judge-url*vllm serve*"
+            "*JudgeNotConfiguredError: no judge configured and no cached answer*see the rubric "
+            "judge summary*",
+            "no judge configured: point the plugin at*--judge-url*vllm serve*",
         ]
     )
 

@@ -233,3 +233,111 @@ def test_filters_work_in_chromium(report: Path, driver: WebDriver) -> None:
     driver.click("label[for=f-incons]")
     assert driver.visible_ids() == everything
     assert driver.call("GET", "/title") == "rubric-judge comparison report"  # no data script ran
+
+
+# -- what the page says about the run ------------------------------------------------------
+
+
+def _run_records() -> tuple[list[dict[str, Any]], Aggregator]:
+    """Two judged rows, one judge error and one invalid input row."""
+    records: list[dict[str, Any]] = []
+    aggregator = Aggregator(resamples=100)
+    with FakeJudge() as fake, Judge(fake.url, fake.model) as judge:
+        for index, (prompt, a, b) in enumerate(
+            [("Capital of France?", "Lyon.", "Paris is the capital."), ("2+2?", "4", "five")]
+        ):
+            verdict = judge.compare(prompt, a, b)
+            aggregator.add(verdict, index)
+            records.append(record_of(index, f"r{index}", verdict))
+    aggregator.add_error(2)
+    records.append(
+        record_of(2, "r2", None, prompt="p", error_type="JudgeUnavailableError", error="refused")
+    )
+    aggregator.add_invalid(3)
+    records.append(
+        record_of(
+            3, "3", None, error_type="InvalidRow", error="line 4 is not JSON: Expecting value"
+        )
+    )
+    return records, aggregator
+
+
+def _page(tmp_path: Path, *, interrupted: bool = False) -> str:
+    from datetime import datetime, timezone
+
+    records, aggregator = _run_records()
+    metrics = metrics_of(
+        aggregator.result(),
+        run={
+            "data": "prompts/v2.jsonl",
+            "judge_model": "Qwen/Qwen2.5-7B-Instruct",
+            "started": "2026-03-01T09:29:47+00:00",
+            "wall_s": 12.5,
+        },
+        interrupted=interrupted,
+        max_error_rate=0.5,
+        judge_error_causes=[
+            {"type": "JudgeUnavailableError", "count": 1, "first_index": 2, "example": "refused"}
+        ],
+        invalid_row_causes=[
+            {"type": "not JSON", "count": 1, "first_index": 3, "example": "line 4 is not JSON"}
+        ],
+    )
+    path = tmp_path / "report.html"
+    when = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+    write_html(path, metrics, records, now=when)
+    return path.read_text(encoding="utf-8")
+
+
+def test_the_page_names_the_judge_the_data_the_time_and_completeness(tmp_path: Path) -> None:
+    text = _page(tmp_path)
+    summary = text[: text.index("<article")]
+    assert "Qwen/Qwen2.5-7B-Instruct" in summary
+    assert "prompts/v2.jsonl" in summary
+    assert "2026-03-01 09:30 UTC" in summary  # written
+    assert "2026-03-01 09:29 UTC" in summary and "12.5 s" in summary  # started, took
+    assert "complete: every input row was read" in summary
+    assert "INTERRUPTED" not in summary
+
+
+def test_an_interrupted_run_says_so_at_the_top(tmp_path: Path) -> None:
+    text = _page(tmp_path, interrupted=True)
+    banner = re.search(r"<p class='banner[^']*'>(.*?)</p>", text, re.S)
+    assert banner is not None and "INTERRUPTED" in banner.group(1)
+    assert text.index("INTERRUPTED") < text.index("<table class='summary'>")
+    assert "rows finished before the interruption" in banner.group(1)
+
+
+def test_invalid_rows_are_shown_apart_from_judge_errors(tmp_path: Path) -> None:
+    text = _page(tmp_path)
+    invalid = re.search(r"<article class='([^']*)' id='row-3'>(.*?)</article>", text, re.S)
+    error = re.search(r"<article class='([^']*)' id='row-2'>(.*?)</article>", text, re.S)
+    assert invalid is not None and error is not None
+    assert "p-inv" in invalid.group(1).split() and "p-err" not in invalid.group(1).split()
+    assert "judge error" not in invalid.group(2) and "invalid input row" in invalid.group(2)
+    assert "p-err" in error.group(1).split() and "judge error" in error.group(2)
+    labels = dict(re.findall(r"<label for='(f-[a-z]+)'>[^<]*\((\d+)\)</label>", text))
+    assert labels["f-all"] == "4"  # every row, the invalid one included
+    assert labels["f-err"] == "1" and labels["f-inv"] == "1"
+    assert "not JSON" in text[: text.index("<article")]  # the cause, in the summary
+
+
+def test_old_details_with_invalid_rows_as_errors_are_still_shown_as_invalid() -> None:
+    from pytest_rubric_judge.report.html import row_classes
+
+    old = {"status": "error", "error_type": "InvalidRow", "index": 0}
+    assert "p-inv" in row_classes(old) and "p-err" not in row_classes(old)
+
+
+@needs_driver
+def test_invalid_rows_have_their_own_filter_in_chromium(tmp_path: Path, driver: WebDriver) -> None:
+    _page(tmp_path, interrupted=True)
+    driver.call("POST", "/url", {"url": (tmp_path / "report.html").as_uri()})
+    assert driver.visible_ids() == {"row-0", "row-1", "row-2", "row-3"}
+    driver.click("label[for=f-inv]")
+    assert driver.visible_ids() == {"row-3"}
+    driver.click("label[for=f-err]")
+    assert driver.visible_ids() == {"row-2"}
+    (banner,) = driver.find_all("p.banner")
+    assert driver.call("GET", f"/element/{banner}/displayed")
+    assert "INTERRUPTED" in driver.call("GET", f"/element/{banner}/text")

@@ -177,3 +177,67 @@ def test_a_rewritten_report_keeps_its_mode(tmp_path: Path) -> None:
         html.chmod(mode)
         write_html(html, metrics, [])
         assert stat.S_IMODE(html.stat().st_mode) == mode
+
+
+def test_run_aggregates_do_not_depend_on_the_order_judgments_arrive(
+    verdicts: tuple[Verdict, Verdict],
+) -> None:
+    """Under xdist judgments arrive in any order; each carries its test's collection index,
+    so the seeded bootstrap and the means are the same bytes whatever the order."""
+    from pytest_rubric_judge.report.run_json import aggregate_run
+
+    win, loss = verdicts
+    outcomes = [win, loss, loss, win, win, loss, win, win, loss, win, win, win]
+    records = [
+        JudgmentRecord(
+            nodeid=f"t.py::test_{i}", assertion="assert_preferred", passed=True, verdict=v, index=i
+        )
+        for i, v in enumerate(outcomes)
+    ]
+    shuffled = records[1::2] + records[::2]
+    first = aggregate_run(records, 0, resamples=20)
+    second = aggregate_run(shuffled, 0, resamples=20)
+    assert first.model_dump_json() == second.model_dump_json()
+    assert shuffled[0].index == 1
+    # Without the index the arrival order decides, and the interval moves:
+    unordered = [r.model_copy(update={"index": None}) for r in shuffled]
+    assert aggregate_run(unordered, 0, resamples=20).bootstrap != first.bootstrap
+
+
+def test_markdown_keeps_plain_text_readable_and_escapes_only_markup() -> None:
+    error = ErrorRecord(
+        nodeid="t.py::test_x",
+        message="JudgeUnavailableError: judge at http://127.0.0.1:9/v1 refused (retries=2); "
+        "see docs/reliability.md - 1. restart it",
+    )
+    text = markdown_summary(build_report([], [error], {}))
+    line = next(line for line in text.splitlines() if "test_x" in line)
+    assert "http://127.0.0.1:9/v1 refused (retries=2); see docs/reliability.md - 1. restart" in line
+    assert "\\." not in line and "\\(" not in line and "\\-" not in line
+    assert escape("response_B is a_b") == "response_B is a_b"  # intraword _ is not markup
+    assert escape("_x_ *y* ~z~") == "\\_x\\_ \\*y\\* \\~z\\~"
+    assert escape("1. item") == "1\\. item" and escape("- item") == "\\- item"
+    assert escape("# title") == "&#35; title" and escape("a > b") == "a &gt; b"
+
+
+def test_markdown_lists_pointwise_failures_apart_from_comparisons(
+    verdicts: tuple[Verdict, Verdict],
+) -> None:
+    from pytest_rubric_judge.models import Grade
+
+    with FakeJudge() as fake, Judge(fake.url, fake.model) as judge:
+        grade: Grade = judge.grade("Name the capital of France.", "Lyon, I think.")
+    win, loss = verdicts
+    records = [
+        JudgmentRecord(nodeid="t.py::test_win", assertion="assert_preferred", passed=True, verdict=win),
+        JudgmentRecord(nodeid="t.py::test_loss", assertion="assert_preferred", passed=False, verdict=loss),
+        JudgmentRecord(nodeid="t.py::test_grade", assertion="assert_meets_rubric", passed=False, grade=grade),
+    ]  # fmt: skip
+    text = markdown_summary(build_report(records, [], {}))
+    assert "| failing comparisons | 1 |" in text
+    assert "| failing grades (pointwise) | 1 |" in text
+    assert "### Failing comparisons (1)" in text and "### Failing grades (1)" in text
+    comparisons = text.split("### Failing comparisons (1)", 1)[1].split("###", 1)[0]
+    grades = text.split("### Failing grades (1)", 1)[1].split("###", 1)[0]
+    assert "test_loss" in comparisons and "test_grade" not in comparisons
+    assert "test_grade" in grades and f"{grade.score:.3f}" in grades

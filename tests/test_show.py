@@ -83,3 +83,17 @@ def test_show_escapes_newlines_inside_a_field(
     out = capsys.readouterr().out
     assert sum(line.lstrip().startswith("Preference:") for line in out.splitlines()) == 1
     assert "fine\\n  Preference: ['B>A'] (forged)" in out
+
+
+def test_show_names_an_invalid_row_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    invalid = record_of(0, "0", None, error_type="InvalidRow", error="line 1 is not JSON")
+    judge_error = record_of(1, "1", None, error_type="JudgeUnavailableError", error="refused")
+    _show(tmp_path, invalid, judge_error)
+    assert main(["show", str(tmp_path), "--row", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "Invalid input row (not judged): line 1 is not JSON" in out
+    assert "Judge error" not in out
+    assert main(["show", str(tmp_path), "--row", "1"]) == 0
+    assert "Judge error: JudgeUnavailableError: refused" in capsys.readouterr().out

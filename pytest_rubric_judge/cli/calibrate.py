@@ -5,7 +5,8 @@
 Reads a gold file in this project's format, JudgeBench's or RewardBench's (detected from the
 fields, or chosen with `--format`), judges every pair in both orders, and writes
 `calibration.json` and (with matplotlib) `reliability.png` into DIR, with a readable summary
-on stdout. See docs/calibration.md for what each metric means.
+on stdout. When no pair could be judged it exits with status 1 and names the most common
+cause in one line on stderr. See docs/calibration.md for what each metric means.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..calibration import (
     GoldRow,
     compute_report,
     judge_gold,
+    most_common_error,
     plot_reliability,
     read_gold,
     summary_text,
@@ -30,7 +32,8 @@ from ..calibration import (
 from ..models import Verdict
 from ..options import positive_int
 from . import options
-from .compare import Progress
+from .pipes import quiet_broken_pipe
+from .progress import Progress
 
 CALIBRATION = "calibration.json"
 RELIABILITY = "reliability.png"
@@ -70,7 +73,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-plot", action="store_true", help="do not draw reliability.png")
     options.add_judge_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=quiet_broken_pipe(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,4 +114,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {out / RELIABILITY}")
         except PlotUnavailable as exc:
             print(f"rubric-judge: {exc}; skipped {RELIABILITY}", file=sys.stderr)
-    return 0 if report.judged else 1
+    if not report.judged:
+        cause = most_common_error(report) or "the gold file has no rows"
+        print(f"rubric-judge: no pair was judged; the cause: {cause}", file=sys.stderr)
+        return 1
+    return 0

@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     writer = DetailsWriter(out / DETAILS)
     judge = options.judge_from_args(args)
     started = time.monotonic()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     interrupted = False
     try:
         with judge, source:
@@ -175,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     run_info = {
         "data": str(args.data),
         "judge_model": _model_name(judge),
+        "started": started_at,
         "concurrency": args.concurrency,
         "wall_s": round(time.monotonic() - started, 3),
         "complete": not interrupted,
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     )
     written = write_outputs(out, metrics, args, sys.stderr)
     print_summary(metrics, out, written)
-    _print_totals(stats)
+    _print_totals(stats, interrupted=interrupted)
     if interrupted:
         print(
             "rubric-judge: interrupted; the outputs cover the rows finished so far. Run the "
@@ -204,10 +207,12 @@ def run(args: argparse.Namespace) -> int:
     return exit_status(metrics, sys.stderr)
 
 
-def _print_totals(stats: Mapping[str, int]) -> None:
+def _print_totals(stats: Mapping[str, int], *, interrupted: bool = False) -> None:
     tokens = stats.get("prompt_tokens", 0) + stats.get("completion_tokens", 0)
+    # Requests still in flight when the run was interrupted never finished: not counted.
+    what = "judge requests answered or failed" if interrupted else "judge requests"
     print(
-        f"{stats.get('requests', 0)} judge requests ({stats.get('retries', 0)} retries, "
+        f"{stats.get('requests', 0)} {what} ({stats.get('retries', 0)} retries, "
         f"{stats.get('repairs', 0)} repairs), {stats.get('cache_hits', 0)} cache hits, "
         f"{tokens} tokens"
     )

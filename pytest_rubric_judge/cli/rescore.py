@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         "judge_requests": 0,
     }
     if previous is not None and isinstance(previous.get("run"), dict):
-        for key in ("data", "judge_model"):
+        for key in ("data", "judge_model", "started"):
             if key in previous["run"]:
                 run_info[key] = previous["run"][key]
     metrics = metrics_of(

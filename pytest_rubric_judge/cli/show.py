@@ -23,7 +23,17 @@ DETAILS = "details.jsonl"
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("show", help="print one comparison of a compare run")
+    parser = subparsers.add_parser(
+        "show",
+        help="print one comparison of a compare run",
+        description=(
+            "Print one row of a compare run's details.jsonl: preference, wins, weighted "
+            "scores and margin, both passes' overall justifications, and each criterion "
+            "with both scores, weight, type, description and justifications; a judge error "
+            "or an input row that could not be read is named as such. Text from the judge "
+            "or the model is printed with control characters escaped."
+        ),
+    )
     parser.add_argument("dir", metavar="DIR", help="the --out folder of a compare run")
     parser.add_argument(
         "--row", type=non_negative_int, required=True, metavar="N", help="row index (from 0)"
@@ -45,8 +55,13 @@ def _number(value: object, spec: str) -> str:
 
 def show_lines(record: Mapping[str, Any]) -> list[str]:
     """One comparison, the way the article prints a row of its results; every field escaped."""
+    from ..report.details import is_invalid
+
     e = escape_control
     lines = ["=" * 80, f"Row {e(record.get('index'))} (id {e(record.get('id'))}):"]
+    if is_invalid(record):
+        lines.append(f"  Invalid input row (not judged): {e(record.get('error'))}")
+        return lines
     if record.get("status") != "ok":
         lines.append(f"  Judge error: {e(record.get('error_type'))}: {e(record.get('error'))}")
         return lines

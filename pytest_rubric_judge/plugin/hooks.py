@@ -86,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "judge: a test judged by the rubric judge (added automatically to tests that use "
-        "the judge or judge_baseline fixture; deselect with -m 'not judge')",
+        "the judge or judge_baseline fixture and to judge_suite tests; deselect with "
+        "-m 'not judge'; a test that calls an assertion without judge= needs it)",
     )
     config.addinivalue_line(
         "markers",
@@ -117,9 +118,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `judge` the tests known to be judged before they run: those that request a
+    judge fixture, and `judge_suite` tests (runs before `-m` deselects)."""
     for item in items:
-        if JUDGE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker("judge")
+        fixtures = JUDGE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if fixtures or item.get_closest_marker("judge_suite") is not None:
+            if item.get_closest_marker("judge") is None:
+                item.add_marker("judge")
 
 
 @pytest.hookimpl(trylast=True)

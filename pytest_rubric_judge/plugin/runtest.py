@@ -10,6 +10,15 @@
   raised in the test body, because pytest's JUnit writer writes `<error>` only for a
   setup or teardown report (a call report is a `<failure>`). Its long report is the
   one-line message, never a traceback (whose frames may hold credentials).
+- With no judge configured, each test's error says so in one line and the run's summary
+  says once how to configure one. A judge server started by `--judge-serve` that exited
+  during the run is named, with the tail of its log, in place of the connection error.
+- A mistake in how a test uses the judge (its own `criteria=`, or the run's judge in a
+  test not marked `judge` while `-m` selects by that marker) is a one-line ERROR that is
+  not a judge error (`usage`).
+- Only judged assertions that belong to the run (see `state.RubricJudgePlugin.belongs`)
+  are recorded for the summary, aggregates, gates and reports; every judged assertion
+  of a test is in its own report section.
 - Every report is searched for the run's credentials (key, URL passwords) and masked.
 """
 
@@ -18,17 +27,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Generator, Iterator
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ..context import JudgeContext, judge_context
-from ..errors import JudgeError
+from ..errors import JudgeError, JudgeNotConfiguredError, JudgeUnavailableError
 from .redaction import mask_report
-from .state import get_plugin, judgments_key, plugin_key
+from .state import RubricJudgePlugin, get_plugin, judgments_key, outside_key, plugin_key
+from .usage import JudgeUsageError, criteria_mistake, unmarked_use
 
 if TYPE_CHECKING:
     from ..context import Judgment
+    from ..judge import JudgeLike
     from ..report.run_json import JudgmentRecord
 
 SECTION = "rubric judge"
@@ -58,29 +70,46 @@ def is_suite(item: pytest.Item) -> bool:
     return item.get_closest_marker("judge_suite") is not None
 
 
+def _suite_failures(item: pytest.Item) -> tuple[type[BaseException], ...]:
+    """The judged failures a `judge_suite` test records instead of raising (else none)."""
+    return _judged_failures() if is_suite(item) else ()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(plugin_key, None)
     if state is not None:
         state.index = {item.nodeid: index for index, item in enumerate(session.items)}
 
 
+def _run_judge(item: pytest.Item, state: RubricJudgePlugin) -> JudgeLike:
+    """The run's judge for an assertion of `item` given no `judge=`."""
+    __tracebackhide__ = True
+    refused = unmarked_use(item)
+    if refused is not None:
+        raise refused
+    return state.get_judge()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     state = get_plugin(item.config)
     context = JudgeContext(
-        get_judge=state.get_judge, on_judgment=partial(state.on_judgment, item)
+        get_judge=partial(_run_judge, item, state), on_judgment=partial(state.on_judgment, item)
     )
     with judge_context(context):
-        if not is_suite(item):
-            return (yield)
         try:
             return (yield)
-        except _judged_failures() as failure:
+        except _suite_failures(item) as failure:
             # Recorded (passed=False) before it was raised: it counts toward the gates; the
             # test itself holds. Judge errors are not caught: they stay errors.
             swallowed = item.stash.setdefault(swallowed_key, [])
             swallowed.extend(_results_of(failure))
             return None
+        except (TypeError, ValueError) as error:
+            mistake = criteria_mistake(error, Path(item.path))
+            if mistake is None:
+                raise
+            raise mistake from None
 
 
 def _chain(error: BaseException | None) -> Iterator[BaseException]:
@@ -118,6 +147,8 @@ def _records(
 
     suite = is_suite(item)
     escaped = _escaped(item, call)
+    state = item.config.stash.get(plugin_key, None)
+    index = state.index.get(item.nodeid) if state is not None else None
     records = []
     for judgment in judgements:
         caught = not judgment.passed and id(judgment.result) not in escaped
@@ -137,6 +168,7 @@ def _records(
                 caught=caught,
                 verdict=verdict,
                 grade=judgment.grade,
+                index=index,
             )
         )
     return records
@@ -167,21 +199,23 @@ def pytest_runtest_makereport(
     if judge_error and call.when != "teardown":
         item.user_properties.append(JUDGE_ERROR)
     report = yield
-    for record in records:
-        state.records.append((state.order(item.nodeid), record))
+    outside = item.stash.get(outside_key, set())
+    for judgment, record in zip(judgements, records, strict=True):
+        if id(judgment) not in outside:
+            state.records.append((state.order(item.nodeid), record))
     if judge_error and call.when != "teardown" and report.failed:
         from ..report.run_json import ErrorRecord
 
         assert call.excinfo is not None
         error = call.excinfo.value
-        message = state.mask(f"{type(error).__name__}: {error}")
+        message = state.mask(_error_line(state, error))
         report.longrepr = message
         # pytest's JUnit writer makes `<error>` of a failed setup report only.
         report.when = "setup"
-        kind = str(getattr(error, "kind", "judge_error"))
-        state.errors.append(
-            (state.order(item.nodeid), ErrorRecord(nodeid=item.nodeid, message=message, kind=kind))
-        )
+        if not isinstance(error, JudgeUsageError):  # a test's mistake, not a judge error
+            kind = str(getattr(error, "kind", "judge_error"))
+            failure = ErrorRecord(nodeid=item.nodeid, message=message, kind=kind)
+            state.errors.append((state.order(item.nodeid), failure))
     if call.when == "call":
         from .state import baseline_key
 
@@ -190,6 +224,27 @@ def pytest_runtest_makereport(
             state.baselines.extend((state.order(item.nodeid), write) for write in writes)
     mask_report(report, state.secret_forms)
     return report
+
+
+#: What replaces the hint on configuring a judge in each test's error line.
+SHORT_HINT = "(how to configure a judge: see the rubric judge summary)"
+
+
+def _error_line(state: RubricJudgePlugin, error: BaseException) -> str:
+    """The one line a judge error is reported as. The hint on configuring a judge is
+    given once, in the summary; a connection refused by a `--judge-serve` server that has
+    exited is reported as that exit, with the tail of its log."""
+    from ..config import NOT_CONFIGURED_HINT
+
+    line = f"{type(error).__name__}: {error}"
+    if isinstance(error, JudgeNotConfiguredError) and NOT_CONFIGURED_HINT in line:
+        state.add_note(f"no judge configured: {NOT_CONFIGURED_HINT}")
+        return line.replace(f": {NOT_CONFIGURED_HINT}", f" {SHORT_HINT}")
+    if isinstance(error, JudgeUnavailableError):
+        exited = state.server_exit()
+        if exited is not None:
+            return f"JudgeServerError: {exited}"
+    return line
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

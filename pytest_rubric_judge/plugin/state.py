@@ -184,6 +184,13 @@ class RubricJudgePlugin:
         self.progress(f"rubric judge: judge server ready at {server.url}")
         return None
 
+    def server_exit(self) -> str | None:
+        """Why the judge server this run started stopped answering: it exited (its status
+        and the tail of its log); None when it runs, or none was started."""
+        if self._server is None:
+            return None
+        return self._server.exit_message()
+
     def progress(self, line: str) -> None:
         """A line on the terminal, even while a test's output is captured."""
         line = self.mask(line)
@@ -243,10 +250,22 @@ class RubricJudgePlugin:
         self._arrivals += 1
         return (self.index.get(nodeid, len(self.index)), self._arrivals)
 
+    def belongs(self, item: pytest.Item, judgment: Judgment) -> bool:
+        """Whether a judged assertion is part of the run's results: made with the run's
+        judge, or in a test marked `judge`. One given a judge of its own in an unmarked
+        test is a test of that judge (this plugin's own tests are such): it is shown in
+        its test's report section only."""
+        if item.get_closest_marker("judge") is not None or judgment.judge is None:
+            return True
+        return judgment.judge is self._judge
+
     def on_judgment(self, item: pytest.Item, judgment: Judgment) -> None:
         """A judged assertion of `item` finished (passed or not)."""
-        if judgment.judge is not None:
-            self.judges.setdefault(id(judgment.judge), judgment.judge)
+        if self.belongs(item, judgment):
+            if judgment.judge is not None:
+                self.judges.setdefault(id(judgment.judge), judgment.judge)
+        else:
+            item.stash.setdefault(outside_key, set()).add(id(judgment))
         item.stash.setdefault(judgments_key, []).append(judgment)
         item.config.hook.pytest_rubric_judge_verdict(item=item, verdict=judgment.result)
 
@@ -322,6 +341,8 @@ def _fresh(kind: type[JudgeError], message: str) -> JudgeError:
 plugin_key = pytest.StashKey[RubricJudgePlugin]()
 #: The judged assertions of one test, in the order they finished.
 judgments_key = pytest.StashKey[list["Judgment"]]()
+#: Ids of the judged assertions of one test that are not part of the run's results.
+outside_key = pytest.StashKey[set[int]]()
 #: The baselines one test asks to write when the run passes.
 baseline_key = pytest.StashKey[list[BaselineWrite]]()
 

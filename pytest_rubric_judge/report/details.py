@@ -5,7 +5,9 @@ A record holds the inputs, the reconciled verdict with the article's field names
 scores, overall justification, the judge's raw text and call bookkeeping) and, per
 criterion, its weight, type, description and both passes' scores and justifications. It
 holds everything a verdict is rebuilt from, so `rescore` and `show` need no judge.
-An error row has `status: "error"` with the error's type and message, and no scores.
+A row the judge could not judge has `status: "error"` with the error's type and message,
+and no scores; an input row that could not be read has `status: "invalid"` (its
+`error_type` is `InvalidRow`): it never reached the judge.
 
 Scores are written as the judge gave them: an integer 1-5 for a scale criterion, true or
 false for a binary one (0/1 in Parquet, whose columns have one type).
@@ -33,7 +35,9 @@ from ..models import (
 )
 
 __all__ = [
+    "INVALID_ROW",
     "DetailsWriter",
+    "is_invalid",
     "read_details",
     "record_of",
     "verdict_of",
@@ -41,6 +45,16 @@ __all__ = [
 ]
 
 Record = dict[str, Any]
+
+#: The `error_type` of an input row that could not be read (the batch runner's name for
+#: it, kept here so that reading a details file does not load the runner).
+INVALID_ROW = "InvalidRow"
+
+
+def is_invalid(record: Mapping[str, Any]) -> bool:
+    """Whether a record is an input row that could not be read (also in a details file
+    written before such rows had their own status)."""
+    return record.get("status") == "invalid" or record.get("error_type") == INVALID_ROW
 
 
 def _pass_record(item: PassResult) -> Record:
@@ -91,12 +105,12 @@ def record_of(
     error_type: str | None = None,
     error: str | None = None,
 ) -> Record:
-    """The details record of one comparison (a verdict, or an error)."""
+    """The details record of one comparison (a verdict, a judge error or an invalid row)."""
     if verdict is None:
         return {
             "index": index,
             "id": row_id,
-            "status": "error",
+            "status": "invalid" if error_type == INVALID_ROW else "error",
             "error_type": error_type or "Error",
             "error": error or "",
             "prompt": prompt,

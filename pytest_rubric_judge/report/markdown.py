@@ -1,41 +1,57 @@
 """A short Markdown summary of a run, for a CI step summary or a pull-request comment.
 
 Totals, the candidate's win rate with its interval (method and level stated), the gates,
-and the comparisons that did not hold with their worst criteria. Every piece of text that
+the comparisons that did not hold with their worst criteria, and, apart from them, the
+pointwise grades that did not hold with their weakest criteria. Every piece of text that
 comes from a model or a test id is escaped, so a response under test cannot inject
-Markdown, HTML or an @-mention into the page that shows it.
+Markdown, HTML or an @-mention into the page that shows it. Escaping is done where the
+text is placed (inline, on one line, or in a table cell) and only for what would be
+markup there: `127.0.0.1`, `(retries=2)` and `response_B` stay as they are.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..models import ScoreValue, Verdict
+from ..models import Grade, ScoreValue, Verdict
 from .run_json import JudgmentRecord, RunReport
 
-#: Characters with a meaning in GitHub-flavoured Markdown inline text and tables, and what
-#: each becomes. HTML's own characters become entities; a backslash does not stop GitHub
-#: from linking @user or #123, an entity does.
-_REPLACEMENTS = {
-    **{char: "\\" + char for char in "\\`*_{}[]()+-.!|~"},
-    "&": "&amp;",
-    "<": "&lt;",
-    ">": "&gt;",
-    "@": "&#64;",
-    "#": "&#35;",
-}
-_SPECIAL = re.compile("|".join(re.escape(char) for char in _REPLACEMENTS))
+#: Characters that start or end inline markup anywhere in a line (code, emphasis, links,
+#: strikethrough, table cells), escaped with a backslash. HTML's own characters become
+#: entities; a backslash does not stop GitHub from linking @user or #123, an entity does.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "@": "&#64;", "#": "&#35;"}
+_INLINE = re.compile(r"[\\`*\[\]|~&<>@#]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+#: What would open a block at the start of a line: a list item (`-`, `+`, `1.`, `1)`) or
+#: a setext underline (`=`); headings and quotes are covered by `#` and `>` above.
+_LINE_START = re.compile(r"^([-+=]|\d{1,9}(?=[.)]))")
 _WHITESPACE = re.compile(r"\s+")
 DEFAULT_MAX_FAILURES = 20
 CELL_WIDTH = 160
 
 
+def _inline(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return _ENTITIES.get(char, "\\" + char)
+
+
 def escape(text: str, *, limit: int | None = CELL_WIDTH) -> str:
-    """`text` as literal Markdown on one line: no markup, no HTML, no mention, no line break."""
+    """`text` as literal Markdown on one line: no markup, no HTML, no mention, no line break.
+
+    Only what is markup in that place is escaped: the characters that open inline markup
+    (an underscore only at a word's edge, where it can start emphasis), and a list marker
+    or an underline at the start; dots, parentheses and hyphens inside text stay plain.
+    """
     flat = _WHITESPACE.sub(" ", text).strip()
     if limit is not None and len(flat) > limit:
         flat = flat[: limit - 1] + "…"
-    return _SPECIAL.sub(lambda match: _REPLACEMENTS[match.group(0)], flat)
+    escaped = _INLINE.sub(_inline, flat)
+    start = _LINE_START.match(escaped)
+    if start is None:
+        return escaped
+    if start.group(0)[0].isdigit():  # `1.` or `1)`: escape the dot or the parenthesis
+        end = start.end()
+        return escaped[:end] + "\\" + escaped[end:]
+    return "\\" + escaped
 
 
 def code(text: str, *, limit: int | None = CELL_WIDTH) -> str:
@@ -92,12 +108,40 @@ def worst_criteria(verdict: Verdict, names: tuple[str, str], count: int = 2) -> 
     return [text for _, text in scored[:count]]
 
 
+def weakest_criteria(grade: Grade, count: int = 2) -> list[str]:
+    """The criteria that cost a graded response most, weighted, with their scores: a low
+    score on a criterion, or a penalty criterion that was met."""
+    scored: list[tuple[float, str]] = []
+    for criterion in grade.rubric.criteria:
+        item = grade.score_of(criterion.name)
+        if item is None:
+            continue
+        value = criterion.normalize(item.score)
+        cost = criterion.weight * (1 - value) if criterion.weight > 0 else -criterion.weight * value
+        if cost <= 0:
+            continue
+        penalty = ", penalty" if criterion.is_penalty else ""
+        text = (
+            f"{code(criterion.name)} (weight {criterion.weight:.2f}{penalty}): {_score(item.score)}"
+        )
+        scored.append((-cost, text))
+    scored.sort(key=lambda pair: pair[0])
+    return [text for _, text in scored[:count]]
+
+
+def _grade_row(record: JudgmentRecord) -> str:
+    suite = " (suite)" if record.suite else ""
+    grade = record.grade
+    assert grade is not None
+    weakest = "; ".join(weakest_criteria(grade)) or "every criterion at its best"
+    return f"| {code(record.nodeid)}{suite} | {grade.score:.3f} | {weakest} |"
+
+
 def _failure_row(record: JudgmentRecord) -> str:
     verdict, names = record.verdict, record.names
     suite = " (suite)" if record.suite else ""
     if verdict is None:
-        score = f"score {record.grade.score:.3f}" if record.grade is not None else "no verdict"
-        return f"| {code(record.nodeid)}{suite} | {code(record.assertion)}: {score} | | |"
+        return f"| {code(record.nodeid)}{suite} | {code(record.assertion)}: no verdict | | |"
     worst = "; ".join(worst_criteria(verdict, names)) or "no criterion scored lower"
     forward, backward = verdict.forward.preference, verdict.reversed.preference
     orders = (
@@ -129,6 +173,9 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
     )
     totals = report.totals
     tokens = totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0)
+    failing = [record for record in report.failing if record.grade is None]
+    failing_grades = [record for record in report.failing if record.grade is not None]
+    graded = any(record.grade is not None for record in report.judgements)
     lines += [
         "| | |",
         "|---|---|",
@@ -137,7 +184,11 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
         f"{rec.ties + rec.bothbad} |",
         f"| win rate of new over baseline (decisive) | {winrate} |",
         f"| consistent in both orders | {consistency} |",
-        f"| failing comparisons | {len(report.failing)} |",
+        f"| failing comparisons | {len(failing)} |",
+    ]
+    if graded:
+        lines.append(f"| failing grades (pointwise) | {len(failing_grades)} |")
+    lines += [
         f"| judge requests | {totals.get('requests', 0)} ({totals.get('retries', 0)} retries), "
         f"{totals.get('cache_hits', 0)} cache hits, {tokens} tokens |",
         "",
@@ -151,7 +202,6 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
                 f"{result.detail}"
             )
         lines.append("")
-    failing = report.failing
     if failing:
         lines += [
             f"### Failing comparisons ({len(failing)})",
@@ -163,6 +213,18 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
         if len(failing) > max_failures:
             lines.append(f"| … {len(failing) - max_failures} more in the JSON report | | | |")
         lines.append("")
+    if failing_grades:
+        lines += [
+            f"### Failing grades ({len(failing_grades)})",
+            "",
+            "| test | weighted score | weakest criteria |",
+            "|---|---|---|",
+        ]
+        lines += [_grade_row(record) for record in failing_grades[:max_failures]]
+        if len(failing_grades) > max_failures:
+            more = len(failing_grades) - max_failures
+            lines.append(f"| … {more} more in the JSON report | | |")
+        lines.append("")
     if report.errors:
         lines += [f"### Judge errors ({len(report.errors)})", ""]
         for error in report.errors[:max_failures]:
@@ -173,4 +235,4 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
     return "\n".join(lines)
 
 
-__all__ = ["code", "escape", "markdown_summary", "worst_criteria"]
+__all__ = ["code", "escape", "markdown_summary", "weakest_criteria", "worst_criteria"]

@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .metrics import summary_rows
 
-__all__ = ["PlotUnavailable", "gauge_angle", "pyplot", "write_dashboard"]
+__all__ = [
+    "PlotUnavailable",
+    "gauge_angle",
+    "interval_label",
+    "pyplot",
+    "wrap_to_width",
+    "write_dashboard",
+]
 
 COLOR_A = "#c62828"
 COLOR_B = "#2e7d32"
@@ -67,10 +75,13 @@ def write_dashboard(metrics: Mapping[str, Any], path: Path) -> Path:
     _pie(pie, metrics)
     _versus(versus, metrics)
     _gauge(gauge, metrics)
-    _table(table, metrics)
+    table.axis("off")
+    table.set_title("Summary")
     _consistency(consistency, metrics)
     _criteria(criteria, metrics)
     figure.tight_layout(rect=(0, 0, 1, 0.95))
+    # The table is sized to its panel as laid out, so it is drawn last.
+    _table(table, metrics)
     figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
@@ -91,32 +102,41 @@ def _distribution(ax: Any, metrics: Mapping[str, Any]) -> None:
     ax.set_ylim(0, max([*values, 1]) * 1.2)
 
 
+def interval_label(name: str, interval: Mapping[str, Any], width: int = 26) -> str:
+    """An interval as a short multi-line label: its name, its bounds, then the method's
+    details wrapped at `width` characters (`bootstrap` / `[0.25, 0.88]` / `95% ...`)."""
+    text = str(interval.get("text") or "")
+    bounds, _, detail = text.partition(" (")
+    lines = [name, bounds or f"[{interval['low']:.3f}, {interval['high']:.3f}]"]
+    lines += textwrap.wrap(detail.rstrip(")"), width)
+    return "\n".join(lines)
+
+
 def _win_rate(ax: Any, metrics: Mapping[str, Any]) -> None:
+    # Each interval is described in its tick label, left of the plot, so no text can
+    # cross the 50% line whatever the rate.
     winrate = metrics["winrate"]
     ax.axvline(0.5, color="black", linestyle="--", linewidth=1, label="no preference (50%)")
     intervals = metrics["intervals"]
     rows = [("Wilson", intervals["wilson"])]
     if intervals.get("bootstrap"):
         rows.append(("bootstrap", intervals["bootstrap"]))
-    for y, (name, interval) in enumerate(rows):
+    for y, (_, interval) in enumerate(rows):
         if winrate is not None:
+            below = max(0.0, winrate - interval["low"])
+            above = max(0.0, interval["high"] - winrate)
             ax.errorbar(
                 [winrate],
                 [y],
-                xerr=[[winrate - interval["low"]], [interval["high"] - winrate]],
+                xerr=[[below], [above]],
                 fmt="o",
                 color=COLOR_B,
                 capsize=8,
                 markersize=9,
             )
-        ax.text(
-            0.02,
-            y + 0.25,
-            f"{name}: {interval['text']}",
-            fontsize=9,
-            transform=ax.get_yaxis_transform(),
-        )
-    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_yticks(
+        range(len(rows)), [interval_label(name, interval) for name, interval in rows], fontsize=9
+    )
     ax.set_ylim(-0.6, len(rows) - 0.2)
     ax.set_xlim(0, 1)
     shown = "n/a" if winrate is None else f"{winrate:.1%}"
@@ -216,20 +236,76 @@ def _gauge(ax: Any, metrics: Mapping[str, Any]) -> None:
     ax.set_title("Win-rate gauge (0% left, 100% right)")
 
 
+#: The summary table's columns, as shares of its panel's width.
+TABLE_COLUMNS = (0.36, 0.64)
+#: Font sizes tried for the summary table, largest first, until it fits its panel.
+TABLE_FONT_SIZES = (9.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.0)
+#: The share of a cell's width its text may take (matplotlib pads 10% on each side).
+_CELL_TEXT_SHARE = 0.79
+_LINE_SPACING = 1.3
+
+
+def wrap_to_width(text: str, max_px: float, measure: Callable[[str], float]) -> list[str]:
+    """`text` in lines no wider than `max_px`, as `measure` (text -> pixels) reads them:
+    broken between words, and a word too long for a line broken between characters."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if measure(candidate) <= max_px:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = ""
+        for char in word:
+            if current and measure(current + char) > max_px:
+                lines.append(current)
+                current = ""
+            current += char
+    if current or not lines:
+        lines.append(current)
+    return lines
+
+
 def _table(ax: Any, metrics: Mapping[str, Any]) -> None:
-    ax.axis("off")
-    rows = [[label, value] for label, value in summary_rows(metrics)]
+    """The summary table, its text wrapped to its cells and its font shrunk until the
+    whole table fits the panel: nothing runs into a neighbouring panel."""
+    FontProperties = importlib.import_module("matplotlib.font_manager").FontProperties
+
+    figure = ax.figure
+    renderer = figure.canvas.get_renderer()
+    panel = ax.get_window_extent(renderer)
+    rows = [("metric", "value"), *summary_rows(metrics)]
+    for size in TABLE_FONT_SIZES:
+        font = FontProperties(size=size)
+
+        def measure(text: str, font: Any = font) -> float:
+            width: float = renderer.get_text_width_height_descent(text, font, ismath=False)[0]
+            return width
+
+        cells = [
+            [
+                "\n".join(wrap_to_width(cell, panel.width * share * _CELL_TEXT_SHARE, measure))
+                for cell, share in zip(row, TABLE_COLUMNS, strict=True)
+            ]
+            for row in rows
+        ]
+        line_px = size * figure.dpi / 72 * _LINE_SPACING
+        heights = [(max(c.count("\n") for c in row) + 1.6) * line_px for row in cells]
+        if sum(heights) <= panel.height or size == TABLE_FONT_SIZES[-1]:
+            break
     table = ax.table(
-        cellText=rows,
-        colLabels=["metric", "value"],
-        loc="center",
+        cellText=cells[1:],
+        colLabels=cells[0],
+        loc="upper center",
         cellLoc="left",
-        colWidths=[0.3, 0.95],
+        colWidths=list(TABLE_COLUMNS),
     )
     table.auto_set_font_size(False)
-    table.set_fontsize(8.5)
-    table.scale(1, 1.5)
-    ax.set_title("Summary")
+    table.set_fontsize(size)
+    for (row, _), cell in table.get_celld().items():
+        cell.set_height(heights[row] / panel.height)
 
 
 def _consistency(ax: Any, metrics: Mapping[str, Any]) -> None:

@@ -40,6 +40,9 @@ class JudgmentRecord(BaseModel):
     caught: bool = False
     verdict: Verdict | None = None
     grade: Grade | None = None
+    #: The test's position in the run's collection order (None outside a pytest run):
+    #: aggregates follow it, not the order in which tests finished.
+    index: int | None = None
 
 
 class ErrorRecord(BaseModel):
@@ -89,12 +92,15 @@ def aggregate_run(
 ) -> Aggregates:
     """The protocol's aggregates over the run: A is the baseline, B the candidate (`new`).
 
-    A failure the test caught (`caught`) is what the test expected and is left out.
+    Each judgment is aggregated at its test's collection `index`, so the means and the
+    seeded bootstrap are the same whatever order the tests finished in (pytest-xdist);
+    judgments of one test keep the order they are given in. A failure the test caught
+    (`caught`) is what the test expected and is left out.
     """
     aggregator = Aggregator(level=level, resamples=resamples, seed=seed)
     for record in judgements:
         if record.verdict is not None and not record.caught:
-            aggregator.add(record.verdict)
+            aggregator.add(record.verdict, record.index)
     for _ in range(error_count):
         aggregator.add_error()
     return aggregator.result()

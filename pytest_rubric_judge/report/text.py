@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..models import Grade, Label, ScoreValue, Verdict
+from ..scoring import named_warnings
 from ..stats import fleiss_kappa
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ def signed(value: float) -> str:
     """`+0.700`, `-0.250`, and `+0.000` for values that round to zero (never `-0.000`)."""
     text = f"{value:+.3f}"
     return "+0.000" if text == "-0.000" else text
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 judge error`, `2 judge errors`, `0 judge errors`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def describe_preference(label: Label, names: tuple[str, str] = ("A", "B")) -> str:
@@ -222,7 +228,8 @@ def judgment_lines(judgment: JudgmentRecord) -> list[str]:
         lines.append(judgment.note)
     lines.extend("  " + line for line in members_lines(verdict, names))
     lines.extend("  " + line for line in verdict_table(verdict, names))
-    for warning in verdict.warnings:
+    # Contradiction warnings reworded with the assertion's names (baseline / new).
+    for warning in named_warnings(verdict, names):
         lines.append(f"  warning: {warning}")
     for item in verdict.passes:
         if item.overall_justification:
@@ -273,7 +280,8 @@ def summary_lines(
         lines.append(f"ERROR {nodeid}: {message}")
     tokens = totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0)
     lines.append(
-        f"{len(results)} judged assertions, {len(error_list)} judge errors; "
+        f"{counted(len(results), 'judged assertion')}, "
+        f"{counted(len(error_list), 'judge error')}; "
         f"{totals.get('requests', 0)} judge requests ({totals.get('retries', 0)} retries, "
         f"{totals.get('repairs', 0)} repairs), {totals.get('cache_hits', 0)} cache hits, "
         f"{tokens} tokens"

@@ -3,7 +3,9 @@
 The answers come from a `FakeJudgeHandler`; this module adds what only a server has: a
 port, keep-alive connections, latency, and the two faults that are about the connection
 itself (a reset half-way through a body, a request never answered). It stops itself after
-`max_lifetime` seconds so that a forgotten server cannot outlive a test run.
+`max_lifetime` seconds so that a forgotten server cannot outlive a test run. A client that
+closes its connection before its answer is written (an interrupted run) is ignored
+quietly: the request is counted, the answer dropped, and nothing is printed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -226,6 +229,16 @@ class _Server(ThreadingHTTPServer):
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (an interrupted run) is no error of the
+        server's: it is logged at debug level, without a traceback. Anything else is
+        reported as `socketserver` does."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("fake judge: client %s went away: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         """Shut down kept-alive connections so no handler thread outlives `stop`."""
