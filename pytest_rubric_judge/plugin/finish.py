@@ -7,6 +7,7 @@ run's exit status says that something asked for was not done.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import pytest
 from .state import RubricJudgePlugin, plugin_key
 
 if TYPE_CHECKING:
-    from ..report.run_json import ErrorRecord, JudgmentRecord, RunReport
+    from ..report.run_json import ErrorRecord, JudgmentRecord, RunInfo, RunReport
     from ..stats import Aggregates
 
 #: The key of this plugin's data in an xdist worker's `workeroutput`.
@@ -86,12 +87,30 @@ def _finish_run(
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     return RunReport(
+        run=_run_info(state, session),
         passed=session.exitstatus == pytest.ExitCode.OK,
         judgements=tuple(records),
         errors=tuple(errors),
         totals=state.totals(),
         aggregates=aggregates,
         gates=tuple(gates),
+    )
+
+
+def _run_info(state: RubricJudgePlugin, session: pytest.Session) -> RunInfo:
+    """The judge model, the run's arguments, its times, and whether it ran whole."""
+    from ..report.run_json import RunInfo
+
+    judges = list(state.judges.values())
+    model = ", ".join(dict.fromkeys(j.model for j in judges)) if judges else None
+    stopped = bool(session.shouldstop) or bool(session.shouldfail)
+    interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+    return RunInfo(
+        judge_model=model or None,
+        data=state.mask(" ".join(session.config.invocation_params.args) or "."),
+        started=state.started,
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        complete=not (stopped or interrupted),
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import traceback
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -76,6 +77,8 @@ class RubricJudgePlugin:
         self.config = config
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
+        #: When the run began (ISO 8601, UTC), for the reports.
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         #: Every spelling of the run's credentials, masked from every report.
         self.secret_forms = settings.secret_forms()
         self._judge: JudgeLike | None = None

@@ -161,6 +161,14 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
     judged = agg.comparisons - rec.errors
     status = "passed" if report.passed else "FAILED"
     lines = [f"## Rubric judge: {status}", ""]
+    run = report.run
+    if not run.complete:
+        lines += ["**Incomplete run**: interrupted or stopped early; not every test ran.", ""]
+    lines += [
+        f"Judge model {code(run.judge_model or 'none')}; tests {code(run.data or '(none)')}; "
+        f"started {run.started or '?'}, finished {run.finished or '?'}.",
+        "",
+    ]
     winrate = (
         f"{agg.winrate:.3f}, interval {agg.wilson.describe()}"
         if agg.winrate is not None

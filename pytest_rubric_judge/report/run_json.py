@@ -55,6 +55,22 @@ class ErrorRecord(BaseModel):
     kind: str = "judge_error"
 
 
+class RunInfo(BaseModel):
+    """What the run was: the judge model, what was run, when, and whether it ran whole."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The run's judge model(s); None when no judge was built (cache only, or none).
+    judge_model: str | None = None
+    #: The test paths and options pytest was given (credentials masked).
+    data: str = ""
+    #: ISO 8601 times, UTC, to the second.
+    started: str = ""
+    finished: str = ""
+    #: False when the run was interrupted or stopped early (Ctrl-C, -x, --maxfail).
+    complete: bool = True
+
+
 class RunReport(BaseModel):
     """Everything a CI system needs to decide on, and to show, a judged run."""
 
@@ -71,6 +87,7 @@ class RunReport(BaseModel):
     aggregates: Aggregates
     gates: tuple[GateResult, ...] = ()
     notes: tuple[str, ...] = ()
+    run: RunInfo = RunInfo()
 
     @property
     def failing(self) -> tuple[JudgmentRecord, ...]:
@@ -150,6 +167,7 @@ __all__ = [
     "ErrorRecord",
     "JudgementRecord",
     "JudgmentRecord",
+    "RunInfo",
     "RunReport",
     "aggregate_run",
     "build_report",
