@@ -116,7 +116,7 @@ def _key_pattern(keys: frozenset[str]) -> re.Pattern[str]:
 def _mentions(keys: frozenset[str], text: str) -> bool:
     """Whether `text` names one of `keys` as a mapping key anywhere: a cheap test before
     loading it (prose that merely says "scores" cannot be an answer)."""
-    return _key_pattern(keys).search(text) is not None
+    return ":" in text and _key_pattern(keys).search(text) is not None
 
 
 @dataclass(frozen=True)

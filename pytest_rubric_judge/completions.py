@@ -77,7 +77,7 @@ def usage_of(raw: object) -> Usage:
         return int(value) if ok else 0  # type: ignore[arg-type]
 
     prompt, completion = count("prompt_tokens"), count("completion_tokens")
-    return Usage(
+    return Usage.model_construct(  # counts checked above: non-negative ints
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=count("total_tokens") or prompt + completion,

@@ -119,6 +119,7 @@ def open_store(path: Path, timeout_s: float) -> Writer:
         timeout=timeout_s,
         disk=TextDisk,
         eviction_policy="none",
+        cull_limit=0,  # nothing is evicted, so no cull step on every write
         statistics=False,
         size_limit=2**40,
         # Keep every entry inside SQLite, whose transactions make writes atomic.
