@@ -29,6 +29,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from yaml.constructor import FullConstructor, SafeConstructor
 
 from .errors import ParseError
 
@@ -189,13 +190,27 @@ def _check_tokens(text: str) -> None:
         raise ParseError(yaml_error_message(error, text)) from None
 
 
+def safe_load(text: str, loader: type[Any]) -> object:
+    """One YAML document read by `loader`, which must be a safe loader: plain data only,
+    never a Python object (what `yaml.safe_load` does, with a loader of the caller's, such
+    as libyaml's `CSafeLoader` or one that refuses more). Raises TypeError for any other."""
+    safe = issubclass(loader, SafeConstructor) and not issubclass(loader, FullConstructor)
+    if not safe:
+        raise TypeError(f"{loader.__name__} is not a safe YAML loader")
+    reader: Any = loader(text)
+    try:
+        return reader.get_single_data()
+    finally:
+        reader.dispose()
+
+
 def load_yaml(text: str) -> object:
     """One YAML document as plain data, safely (see the module's rules); ParseError else."""
     check_unicode(text)
     text = _NOT_IN_YAML_RE.sub("\ufffd", _OTHER_BREAKS_RE.sub(" ", text))
     _check_tokens(text)
     try:
-        return yaml.load(text, Loader=_AnswerLoader)  # a safe loader: plain data only
+        return safe_load(text, _AnswerLoader)
     except ParseError:
         raise
     except yaml.YAMLError as error:

@@ -366,3 +366,17 @@ JSON_KEYS = st.sampled_from(
 def test_property_any_json_value_gives_a_result_or_a_parse_error(value: object) -> None:
     text = json.dumps(value, ensure_ascii=False)
     _result_or_parse_error(text)
+
+
+def test_only_safe_loaders_read_yaml() -> None:
+    """The one place YAML is read refuses any loader that can build Python objects."""
+    import yaml
+
+    from pytest_rubric_judge.loading import safe_load
+
+    assert safe_load("a: [1, 2]", yaml.SafeLoader) == {"a": [1, 2]}
+    for unsafe in (yaml.Loader, yaml.FullLoader, yaml.UnsafeLoader):
+        with pytest.raises(TypeError, match="not a safe YAML loader"):
+            safe_load("a: 1", unsafe)
+    with pytest.raises(yaml.YAMLError):
+        safe_load("!!python/object/apply:os.system ['true']", yaml.SafeLoader)

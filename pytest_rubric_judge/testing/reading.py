@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from ..loading import safe_load
+
 __all__ = ["ParsedRequest", "chat_messages", "message_text", "read_request"]
 
 _BEGIN_RE = re.compile(r"<<begin (?P<tag>[A-Za-z_]+) (?P<code>[0-9a-f]{8,64})>>\n")
@@ -61,7 +63,7 @@ def _blocks(text: str) -> dict[str, tuple[int, str]]:
 @functools.lru_cache(maxsize=256)
 def _load_rubric(text: str) -> object:
     """Every pass on a prompt carries the same rubric text: read it once."""
-    return yaml.load(text, Loader=_SAFE_LOADER)  # a SafeLoader: plain data only
+    return safe_load(text, _SAFE_LOADER)
 
 
 def _rubric_before(user: str, offset: int) -> dict[str, object] | None:
