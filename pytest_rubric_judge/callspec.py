@@ -9,7 +9,7 @@ import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -82,6 +82,14 @@ class JudgeStats:
                 for name in self.__dataclass_fields__
                 if not name.startswith("_")
             }
+
+
+@overload
+def sendable(text: str) -> str: ...
+
+
+@overload
+def sendable(text: None) -> None: ...
 
 
 def sendable(text: str | None) -> str | None:

@@ -51,7 +51,7 @@ class Runner:
 
     async def rubric(self, core: CallCore, prompt: str, reference: str | None) -> Rubric:
         """Phase 1: the criteria for this prompt, generated once and reused."""
-        prompt, reference = _sendable(prompt), sendable(reference)
+        prompt, reference = sendable(prompt), sendable(reference)
         core.check_size(prompt=prompt, reference=reference)
         found = core.memo_rubric(prompt, reference)
         if found is not None:
@@ -90,8 +90,8 @@ class Runner:
         samples: int | None = None,
     ) -> Verdict:
         """A against B in both slot orders, each sample, concurrently; reconciled."""
-        prompt, reference = _sendable(prompt), sendable(reference)
-        response_a, response_b = _sendable(response_a), _sendable(response_b)
+        prompt, reference = sendable(prompt), sendable(reference)
+        response_a, response_b = sendable(response_a), sendable(response_b)
         core.check_size(
             prompt=prompt, reference=reference, response_a=response_a, response_b=response_b
         )
@@ -132,7 +132,7 @@ class Runner:
         samples: int | None = None,
     ) -> Grade:
         """One response against the prompt's rubric (shared with pairwise judging)."""
-        prompt, reference, response = _sendable(prompt), sendable(reference), _sendable(response)
+        prompt, reference, response = sendable(prompt), sendable(reference), sendable(response)
         core.check_size(prompt=prompt, reference=reference, response=response)
         count = core.sample_count(samples)
         rubric = await self.rubric_for(core, prompt, reference, criteria)
@@ -208,12 +208,6 @@ class Runner:
             for core in cores
         )
         return combine_grades(grades, "judges")
-
-
-def _sendable(text: str) -> str:
-    cleaned = sendable(text)
-    assert cleaned is not None
-    return cleaned
 
 
 async def gather_all(work: Iterable[Awaitable[T]]) -> list[T]:
