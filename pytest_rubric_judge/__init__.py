@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .assertions import (
         GradeFailed,
+        JudgeUndecided,
         JudgmentFailed,
         RubricAssertionError,
         assert_meets_rubric,
@@ -54,6 +55,7 @@ __version__ = "0.1.0"
 #: imports above, which are what type checkers read.
 _LAZY: dict[str, str] = {
     "GradeFailed": "assertions",
+    "JudgeUndecided": "assertions",
     "RubricAssertionError": "assertions",
     "JudgmentFailed": "assertions",
     "assert_meets_rubric": "assertions",
@@ -115,6 +117,7 @@ __all__ = [
     "JudgePanel",
     "JudgeStats",
     "JudgeUnavailableError",
+    "JudgeUndecided",
     "JudgmentFailed",
     "Label",
     "PassResult",

@@ -94,9 +94,13 @@ class AnswerKind(Generic[T]):
 
     def shaped(self, data: object) -> bool:
         """Whether `data` is a mapping with one of this kind's top-level keys."""
-        return isinstance(data, Mapping) and any(
-            normal_key(str(key)) in self.keys for key in data
-        )
+        if not isinstance(data, Mapping):
+            return False
+        keys = self.keys
+        for key in data:
+            if normal_key(key if type(key) is str else str(key)) in keys:
+                return True
+        return False
 
 
 
@@ -134,7 +138,8 @@ def read_answer(text: str, kind: AnswerKind[T], *, max_chars: int = MAX_ANSWER_C
             f"answer is {len(text):,} characters long, more than the limit of {max_chars:,}; "
             "answer with the YAML only"
         )
-    check_unicode(text)
+    if not text.isascii():  # (ASCII holds no surrogate)
+        check_unicode(text)
     reading, whole = _locate(text, kind)
     _Search(kind, reading.result).run(text, reading, whole)
     return reading.result
@@ -280,18 +285,22 @@ class _Search(Generic[T]):
 
     def data(self, data: object, depth: int) -> None:
         """Check `data` and everything inside it that could be a second answer."""
+        keys = self.kind.keys
         pending = [data]
         while pending:
             value = pending.pop()
-            if isinstance(value, Mapping):
+            # (strings, lists and scalars first: an abstract class's check costs more)
+            if isinstance(value, str):
+                if depth < MAX_QUOTE_DEPTH and _mentions(keys, value):  # else it holds none
+                    self.quote(replace_surrogates(value), depth + 1)
+            elif isinstance(value, list):
+                pending.extend(value)
+            elif value is None or isinstance(value, (bool, int, float)):
+                continue
+            elif isinstance(value, Mapping):
                 if value is not data or depth > 0:
                     self.candidate(value)
                 pending.extend(value.values())
-            elif isinstance(value, list):
-                pending.extend(value)
-            elif isinstance(value, str) and depth < MAX_QUOTE_DEPTH:
-                if _mentions(self.kind.keys, value):  # else it can hold no answer
-                    self.quote(replace_surrogates(value), depth + 1)
 
     def quote(self, text: str, depth: int) -> None:
         """A string of an answer: it may be an answer, or quote one in a block or region."""

@@ -16,6 +16,11 @@ of 0 (with a binary rubric both responses often score the same while the judge s
 prefers one). A `tolerance` greater than 0 lets such a verdict pass when the baseline's
 weighted lead, baseline minus new, is at most `tolerance`; a lead of 0 or less is then
 within it. With the default tolerance of 0 no preference for the baseline passes.
+
+With `confidence=` (or `--judge-confidence`) each assertion is judged sample after sample
+until a sequential test decides (`confidence`, `sequential`): a sample *wins* when the
+assertion holds on that sample alone. A decided failure is a `JudgmentFailed` or
+`GradeFailed`; running out of samples (`max_samples`) undecided raises `JudgeUndecided`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeAlias
 
+from .confidence import (
+    sample_wins,
+    sequential_compare,
+    sequential_failure,
+    sequential_grade,
+    sequential_test,
+)
 from .context import Judgment, record, resolve_judge
 from .models import Grade, ScoreValue, Verdict
 from .report.text import grade_headline, grade_table, headline, members_lines, signed, verdict_table
@@ -57,6 +69,22 @@ class GradeFailed(RubricAssertionError):
         self.grade = grade
 
 
+class JudgeUndecided(RubricAssertionError):
+    """A sequentially judged assertion ran out of samples (`max_samples`) undecided: its
+    samples could not tell, at the confidence asked, whether it holds. `verdict` (pairwise)
+    or `grade` (pointwise) holds the samples; `decision` the test's counts and interval.
+    `--judge-undecided` decides what pytest makes of it (fail, error or skip)."""
+
+    #: The error's kind in the run's report when `--judge-undecided=error` makes it one.
+    kind = "undecided"
+
+    def __init__(self, message: str, result: Verdict | Grade) -> None:
+        super().__init__(message)
+        self.verdict = result if isinstance(result, Verdict) else None
+        self.grade = result if isinstance(result, Grade) else None
+        self.decision = result.sequential
+
+
 def _message(reason: str, verdict: Verdict) -> str:
     lines = [
         reason,
@@ -79,20 +107,44 @@ def _pairwise(
     criteria: CriteriaArg,
     reference: str | None,
     samples: int | None,
+    confidence: float | None = None,
+    max_samples: int | None = None,
 ) -> Verdict:
     """Judge baseline (A) against new (B), record the judgment, raise when it fails."""
     __tracebackhide__ = True  # pytest shows the failing assertion, not this frame
     judge = resolve_judge(judge)
-    verdict = judge.compare(
-        prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
-    )
-    failure = failure_of(verdict)
+    test = sequential_test(confidence, max_samples, samples)
+
+    def won(sample: Verdict) -> bool:
+        return failure_of(sample) is None
+
+    if test is None:
+        verdict = judge.compare(
+            prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
+        )
+        failure = failure_of(verdict)
+        wins, count = sample_wins(verdict.samples, won)
+    else:
+        verdict = sequential_compare(
+            judge, test, won, prompt, baseline, new, criteria=criteria, reference=reference
+        )
+        assert verdict.sequential is not None
+        failure = sequential_failure(verdict.sequential, assertion)
+        wins, count = verdict.sequential.wins, verdict.sequential.samples
     record(
         Judgment(
-            verdict=verdict, assertion=assertion, passed=failure is None, names=NAMES, judge=judge
+            verdict=verdict,
+            assertion=assertion,
+            passed=failure is None,
+            names=NAMES,
+            judge=judge,
+            sample_wins=wins,
+            sample_count=count,
         )
     )
     if failure is not None:
+        if verdict.sequential is not None and verdict.sequential.outcome == "undecided":
+            raise JudgeUndecided(_message(failure, verdict), verdict)
         raise JudgmentFailed(_message(failure, verdict), verdict)
     return verdict
 
@@ -152,13 +204,17 @@ def assert_preferred(
     reference: str | None = None,
     require_consistent: bool = True,
     samples: int | None = None,
+    confidence: float | None = None,
+    max_samples: int | None = None,
 ) -> Verdict:
     """Pass only when the judge prefers `new` in both orders, by at least `min_margin`.
 
     `min_margin` bounds new's weighted score minus baseline's (both in [0, 1]). With
     `require_consistent=False` the reconciled preference suffices. Raises `JudgmentFailed`
     (an AssertionError) with the criterion table, or `JudgeError` when the judge could not
-    give a verdict. `judge` may be a `Judge` or a `JudgePanel`.
+    give a verdict. `judge` may be a `Judge` or a `JudgePanel`. With `confidence` (e.g.
+    0.95), samples are drawn until a sequential test decides that more than half of them
+    hold (pass) or fewer (fail); undecided at `max_samples` raises `JudgeUndecided`.
     """
     __tracebackhide__ = True
     return _pairwise(
@@ -171,6 +227,8 @@ def assert_preferred(
         criteria=criteria,
         reference=reference,
         samples=samples,
+        confidence=confidence,
+        max_samples=max_samples,
     )
 
 
@@ -185,6 +243,8 @@ def assert_not_worse(
     reference: str | None = None,
     require_consistent: bool = True,
     samples: int | None = None,
+    confidence: float | None = None,
+    max_samples: int | None = None,
 ) -> Verdict:
     """Fail when the judge prefers the baseline in both orders.
 
@@ -193,6 +253,7 @@ def assert_not_worse(
     new's by at most `tolerance`. A verdict that flips with the order is not evidence
     that `new` is worse, so it passes (the report still shows the flip). With
     `require_consistent=False` a reconciled preference for the baseline is enough to fail.
+    With `confidence`, a sequential test decides on the share of samples that are not worse.
     """
     __tracebackhide__ = True
     return _pairwise(
@@ -205,6 +266,8 @@ def assert_not_worse(
         criteria=criteria,
         reference=reference,
         samples=samples,
+        confidence=confidence,
+        max_samples=max_samples,
     )
 
 
@@ -246,21 +309,42 @@ def assert_meets_rubric(
     reference: str | None = None,
     judge: AnyJudge | None = None,
     samples: int | None = None,
+    confidence: float | None = None,
+    max_samples: int | None = None,
 ) -> Grade:
     """Pass when the response's weighted score is at least `min_score` (in [0, 1]).
 
     `min_criteria={"accuracy": 4}` also requires per-criterion minimums (for a binary
     criterion, the required value). The rubric is the prompt's, shared with pairwise
     judging, unless `criteria` are given. Raises `GradeFailed` (an AssertionError) with
-    the criterion table, or `JudgeError` when the judge could not grade.
+    the criterion table, or `JudgeError` when the judge could not grade. With `confidence`,
+    a sequential test decides on the share of samples that meet the bar.
     """
     __tracebackhide__ = True
     if not 0.0 <= min_score <= 1.0:
         raise ValueError("min_score must be within [0, 1]")
     judge = resolve_judge(judge)
-    grade = judge.grade(prompt, response, criteria=criteria, reference=reference, samples=samples)
-    _check_min_criteria(grade, min_criteria)
-    failure = meets_rubric_failure(grade, min_score, min_criteria)
+    test = sequential_test(confidence, max_samples, samples)
+
+    def won(sample: Grade) -> bool:
+        _check_min_criteria(sample, min_criteria)
+        return meets_rubric_failure(sample, min_score, min_criteria) is None
+
+    if test is None:
+        grade = judge.grade(
+            prompt, response, criteria=criteria, reference=reference, samples=samples
+        )
+        _check_min_criteria(grade, min_criteria)
+        failure = meets_rubric_failure(grade, min_score, min_criteria)
+        members = grade.samples if grade.combined == "samples" else ()
+        wins, count = sample_wins(members, won)
+    else:
+        grade = sequential_grade(
+            judge, test, won, prompt, response, criteria=criteria, reference=reference
+        )
+        assert grade.sequential is not None
+        failure = sequential_failure(grade.sequential, "assert_meets_rubric")
+        wins, count = grade.sequential.wins, grade.sequential.samples
     record(
         Judgment(
             verdict=None,
@@ -268,14 +352,21 @@ def assert_meets_rubric(
             assertion="assert_meets_rubric",
             passed=failure is None,
             judge=judge,
+            sample_wins=wins,
+            sample_count=count,
         )
     )
     if failure is not None:
+        undecided = grade.sequential is not None and grade.sequential.outcome == "undecided"
         lines = [
-            f"the response does not meet the rubric: {failure}",
+            failure if undecided else f"the response does not meet the rubric: {failure}",
             grade_headline(grade),
             *grade_table(grade),
         ]
+        if grade.sequential is not None:
+            lines.insert(2, grade.sequential.describe())
         lines.extend(f"warning: {w}" for w in grade.warnings)
+        if undecided:
+            raise JudgeUndecided("\n".join(lines), grade)
         raise GradeFailed("\n".join(lines), grade)
     return grade

@@ -24,7 +24,7 @@ MAX_NAME = 120
 STALE_TEMP_S = 600.0
 
 
-def file_name(test_name: str) -> str:
+def file_name(test_name: str, suffix: str = ".txt") -> str:
     """A portable file name for a test id such as `test_q[What is 2+2?]` or `TestA.test_x`.
 
     Unsafe characters become `_`; long or altered names get a short hash of the original
@@ -34,7 +34,13 @@ def file_name(test_name: str) -> str:
     if safe != test_name or len(safe) > MAX_NAME:
         digest = hashlib.sha256(test_name.encode()).hexdigest()[:10]
         safe = f"{safe[:MAX_NAME]}-{digest}"
-    return safe + ".txt"
+    return safe + suffix
+
+
+def per_test_path(module_path: Path, test_name: str, folder: str, suffix: str) -> Path:
+    """`<folder>/<module>/<test id><suffix>` beside the test module: the naming rules of
+    every per-test file (baselines here, rubric lock files in `locks`)."""
+    return module_path.parent / folder / module_path.stem / file_name(test_name, suffix)
 
 
 def baseline_path(module_path: Path, test_name: str) -> Path:
@@ -43,7 +49,7 @@ def baseline_path(module_path: Path, test_name: str) -> Path:
     `test_name` is the test's name with its classes, `TestA.test_x[id]`, so that tests of
     the same name in different classes never share a file.
     """
-    return module_path.parent / FOLDER / module_path.stem / file_name(test_name)
+    return per_test_path(module_path, test_name, FOLDER, ".txt")
 
 
 def read_baseline(path: Path) -> str | None:

@@ -82,10 +82,15 @@ class Comparison:
 
 @dataclass(frozen=True)
 class InvalidRow:
-    """An input row that could not be read; it becomes an error row in the output."""
+    """An input row that could not be read; it becomes an error row in the output.
+
+    `index` is its row number in the input when the rows given to `compare_many` are a
+    selection (a shard); without it the row takes its position among the rows given.
+    """
 
     message: str
     id: str | None = None
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -370,7 +375,8 @@ class _Runner:
     async def _one(self, index: int, row: RowInput) -> None:
         try:
             if isinstance(row, InvalidRow):
-                result = _error_row(index, row.id, None, INVALID_ROW, row.message)
+                at = index if row.index is None else row.index
+                result = _error_row(at, row.id, None, INVALID_ROW, row.message)
             else:
                 try:
                     comparison = (

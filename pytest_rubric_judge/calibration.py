@@ -1,4 +1,4 @@
-"""Judging the judge: agreement, position bias and calibration on labelled preferences.
+"""Judging the judge: agreement, kappa, position bias and calibration on labelled preferences.
 
     from pytest_rubric_judge.calibration import read_gold, run_calibration
 
@@ -6,13 +6,9 @@
     report = run_calibration(judge, gold, concurrency=16)
     print(summary_text(report))
 
-Three input formats are read (one JSON object a line):
-
-- ``project``: ``prompt``, ``response_A``, ``response_B``, ``label`` (``A>B``, ``B>A``, ``A=B``);
-- ``judgebench``: ``question``, ``response_A``, ``response_B``, ``label`` (``pair_id`` is the id);
-- ``rewardbench``: ``prompt``, ``chosen``, ``rejected``; the chosen response goes to slot A
-  for about half the rows and to slot B for the rest, decided by a hash of the row's id (its
-  index when it has none), so the placement is the same on every run.
+The gold formats are read by `gold` (re-exported here); Cohen's kappa and `Rate` live in
+`agreement`, the plain-versus-Markdown probe in `format_probe`, model families and the
+self-preference warning in `families`.
 
 Every metric is computed from the two oriented passes of each verdict (see docs/calibration.md
 for how to read them). Each rate is a `Rate`: successes, n, and its Wilson interval.
@@ -20,155 +16,61 @@ for how to read them). Each rate is a `Rate`: successes, n, and its Wilson inter
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .agreement import Kappa, Rate, cohen_kappa
+from .families import self_preference_warning
+from .format_probe import DEFAULT_FORMAT_PROBE, FormatProbe, run_format_probe
+from .gold import (
+    FORMATS,
+    GOLD_LABELS,
+    REQUIRED,
+    GoldFormat,
+    GoldFormatError,
+    GoldRow,
+    detect_format,
+    gold_row,
+    parse_gold,
+    read_gold,
+)
 from .models import Label, Verdict
 from .scoring import LABEL_VALUE
-from .stats import DEFAULT_LEVEL, Interval, wilson_interval
+from .stats import DEFAULT_LEVEL
 
 if TYPE_CHECKING:
     from .judge import Judge
 
 __all__ = [
+    "DEFAULT_FORMAT_PROBE",
     "FORMATS",
+    "GOLD_LABELS",
     "MARGIN_EDGES",
+    "REQUIRED",
     "CalibrationReport",
+    "FormatProbe",
+    "GoldFormat",
     "GoldFormatError",
     "GoldRow",
+    "Kappa",
     "Rate",
     "compute_report",
     "detect_format",
+    "gold_row",
+    "parse_gold",
     "read_gold",
     "run_calibration",
     "summary_text",
 ]
 
-GoldFormat = Literal["project", "judgebench", "rewardbench"]
-FORMATS: tuple[GoldFormat, ...] = ("project", "judgebench", "rewardbench")
-#: Fields each format requires, in the order the error message lists them.
-REQUIRED: dict[GoldFormat, tuple[str, ...]] = {
-    "project": ("prompt", "response_A", "response_B", "label"),
-    "judgebench": ("question", "response_A", "response_B", "label"),
-    "rewardbench": ("prompt", "chosen", "rejected"),
-}
-GOLD_LABELS: dict[str, int] = {"A>B": 1, "B>A": -1, "A=B": 0, "A=B (bothbad)": 0}
 #: Bucket edges on |margin| (mean weighted score of A minus B, over both passes).
 MARGIN_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
-
-
-class GoldFormatError(ValueError):
-    """A gold file that cannot be read: names the line and the fields expected."""
-
-
-@dataclass(frozen=True)
-class GoldRow:
-    """One labelled pair. `label` is +1 (A is better), -1 (B is better) or 0 (a tie)."""
-
-    index: int
-    id: str
-    prompt: str
-    response_a: str
-    response_b: str
-    label: int
-    chosen_in: Literal["A", "B"] | None = None  # RewardBench only: where `chosen` went
-
-
-# -- reading ----------------------------------------------------------------------------
-
-
-def detect_format(row: Mapping[str, object]) -> GoldFormat:
-    """The format a row's fields say it is in; GoldFormatError when none fits."""
-    keys = set(row)
-    if {"chosen", "rejected"} <= keys:
-        return "rewardbench"
-    if "question" in keys and "prompt" not in keys:
-        return "judgebench"
-    if "prompt" in keys and ("response_A" in keys or "label" in keys):
-        return "project"
-    expected = "; ".join(f"{name}: {', '.join(fields)}" for name, fields in REQUIRED.items())
-    raise GoldFormatError(
-        f"cannot tell the format from the fields {sorted(keys)}; expected one of {expected}"
-    )
-
-
-def _slot_a_for_chosen(key: str) -> bool:
-    """True when RewardBench's chosen response goes to slot A (about half the rows)."""
-    return hashlib.sha256(key.encode("utf-8")).digest()[0] % 2 == 0
-
-
-def _text(row: Mapping[str, object], name: str, where: str, fmt: GoldFormat) -> str:
-    value = row.get(name)
-    if not isinstance(value, str):
-        what = "missing" if value is None else f"a {type(value).__name__}, not a string"
-        raise GoldFormatError(
-            f"{where}: field {name!r} is {what}; the {fmt} format expects "
-            f"{', '.join(REQUIRED[fmt])}"
-        )
-    return value
-
-
-def gold_row(index: int, row: object, fmt: GoldFormat, where: str | None = None) -> GoldRow:
-    """Read one JSON object in format `fmt`; GoldFormatError names the row and fields."""
-    where = where or f"row {index + 1}"
-    if not isinstance(row, Mapping):
-        raise GoldFormatError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    raw_id = row.get("pair_id", row.get("id")) if fmt == "judgebench" else row.get("id")
-    row_id = str(index) if raw_id is None else str(raw_id)
-    if fmt == "rewardbench":
-        prompt = _text(row, "prompt", where, fmt)
-        chosen = _text(row, "chosen", where, fmt)
-        rejected = _text(row, "rejected", where, fmt)
-        if _slot_a_for_chosen(row_id):
-            return GoldRow(index, row_id, prompt, chosen, rejected, 1, "A")
-        return GoldRow(index, row_id, prompt, rejected, chosen, -1, "B")
-    prompt = _text(row, "prompt" if fmt == "project" else "question", where, fmt)
-    response_a = _text(row, "response_A", where, fmt)
-    response_b = _text(row, "response_B", where, fmt)
-    label = _text(row, "label", where, fmt).strip()
-    if label not in GOLD_LABELS:
-        raise GoldFormatError(
-            f"{where}: label {label!r} is not one of {', '.join(GOLD_LABELS)}; the {fmt} "
-            f"format expects {', '.join(REQUIRED[fmt])}"
-        )
-    return GoldRow(index, row_id, prompt, response_a, response_b, GOLD_LABELS[label])
-
-
-def parse_gold(lines: Iterable[str], fmt: GoldFormat | Literal["auto"] = "auto") -> list[GoldRow]:
-    """Read JSON lines; with "auto" the first row's fields choose the format for all."""
-    rows: list[GoldRow] = []
-    chosen: GoldFormat | None = None if fmt == "auto" else fmt
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise GoldFormatError(f"{where}: not valid JSON ({error.msg})") from None
-        if chosen is None:
-            if not isinstance(data, Mapping):
-                raise GoldFormatError(f"{where}: expected a JSON object")
-            try:
-                chosen = detect_format(data)
-            except GoldFormatError as error:
-                raise GoldFormatError(f"{where}: {error}") from None
-        rows.append(gold_row(len(rows), data, chosen, where))
-    if not rows:
-        raise GoldFormatError("the gold file has no rows")
-    return rows
-
-
-def read_gold(path: str | Path, fmt: GoldFormat | Literal["auto"] = "auto") -> list[GoldRow]:
-    with Path(path).open(encoding="utf-8") as handle:
-        return parse_gold(handle, fmt)
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -176,28 +78,6 @@ def read_gold(path: str | Path, fmt: GoldFormat | Literal["auto"] = "auto") -> l
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class Rate(_Out):
-    """A proportion with its n and Wilson interval."""
-
-    successes: int
-    n: int
-    rate: float | None
-    interval: Interval
-
-    @classmethod
-    def of(cls, successes: int, n: int, level: float = DEFAULT_LEVEL) -> Rate:
-        return cls(
-            successes=successes,
-            n=n,
-            rate=successes / n if n else None,
-            interval=wilson_interval(successes, n, level),
-        )
-
-    def describe(self) -> str:
-        value = "n/a" if self.rate is None else f"{self.rate:.3f}"
-        return f"{value} {self.interval.describe()}"
 
 
 class Bucket(_Out):
@@ -231,6 +111,12 @@ class CalibrationReport(_Out):
     score_distributions: dict[str, CriterionScores]
     length_probe: dict[str, Rate]
     notes: list[str]
+    #: Cohen's kappa against the gold labels: "reconciled" (the verdict's label), "forward"
+    #: and "reversed" (each pass's label, oriented to the original A and B).
+    kappa: dict[str, Kappa]
+    format_probe: FormatProbe | None = None
+    judge_model: str | None = None
+    warnings: list[str] = []
 
 
 def _value(label: Label) -> int:
@@ -259,9 +145,15 @@ def compute_report(
     rows: int | None = None,
     edges: Sequence[float] = MARGIN_EDGES,
     level: float = DEFAULT_LEVEL,
+    format_probe: FormatProbe | None = None,
+    judge_model: str | None = None,
 ) -> CalibrationReport:
-    """Every metric from labelled rows and the judge's verdicts on them."""
+    """Every metric from labelled rows and the judge's verdicts on them.
+
+    `judge_model` defaults to the model most verdicts name; it and the rows' generators
+    decide the self-preference warning."""
     n = len(pairs)
+    labels: dict[str, list[int]] = {"gold": [], "reconciled": [], "forward": [], "reversed": []}
     fwd = rev = rec = cons = cons_ok = jb = jb_n = flips = flips_a = 0
     bucket_ok = [0] * (len(edges) - 1)
     bucket_n = [0] * (len(edges) - 1)
@@ -271,6 +163,13 @@ def compute_report(
     scores: dict[str, dict[str, Any]] = {}
     for gold, verdict in pairs:
         f, r = _value(verdict.forward.preference), _value(verdict.reversed.preference)
+        for key, value in (
+            ("gold", gold.label),
+            ("reconciled", _value(verdict.preference)),
+            ("forward", f),
+            ("reversed", r),
+        ):
+            labels[key].append(value)
         fwd += f == gold.label
         rev += r == gold.label
         reconciled = f == r == gold.label
@@ -317,6 +216,12 @@ def compute_report(
         )
         if confidence is not None:
             ece += bucket_n[i] / n * abs(bucket_ok[i] / bucket_n[i] - confidence)
+    if judge_model is None:
+        named = Counter(verdict.judge_model for _, verdict in pairs if verdict.judge_model)
+        judge_model = named.most_common(1)[0][0] if named else None
+    warning = judge_model and self_preference_warning(
+        judge_model, (gold.generators for gold, _ in pairs)
+    )
     return CalibrationReport(
         rows=n + len(errors) if rows is None else rows,
         judged=n,
@@ -339,7 +244,16 @@ def compute_report(
             "judgebench_score: decisive labels only; each order +1 right, -1 opposite, 0 tie; "
             "correct when the sum is positive",
             "calibration confidence = 0.5 + |margin| / 2; accuracy is reconciled agreement",
+            "kappa: Cohen's, judge label against gold label; interval kappa +- z * SE with "
+            "the large-sample SE of Fleiss, Cohen & Everitt (1969), clipped to [-1, 1]",
         ],
+        kappa={
+            key: cohen_kappa(labels[key], labels["gold"], level)
+            for key in ("reconciled", "forward", "reversed")
+        },
+        format_probe=format_probe,
+        judge_model=judge_model,
+        warnings=[warning] if warning else [],
     )
 
 
@@ -385,8 +299,15 @@ def judge_gold(
 
 
 def run_calibration(
-    judge: Judge, gold: Sequence[GoldRow], *, concurrency: int = 16, level: float = DEFAULT_LEVEL
+    judge: Judge,
+    gold: Sequence[GoldRow],
+    *,
+    concurrency: int = 16,
+    level: float = DEFAULT_LEVEL,
+    format_probe: int = DEFAULT_FORMAT_PROBE,
 ) -> CalibrationReport:
+    """Judge every gold row in both orders, then `format_probe` plain-vs-Markdown pairs
+    (0 skips the probe; so does a run in which no gold row was judged)."""
     pairs: list[tuple[GoldRow, Verdict]] = []
     errors: list[dict[str, str]] = []
     for row, verdict, error in judge_gold(judge, gold, concurrency=concurrency):
@@ -395,7 +316,10 @@ def run_calibration(
         else:
             pairs.append((row, verdict))
     pairs.sort(key=lambda item: item[0].index)
-    return compute_report(pairs, errors, rows=len(gold), level=level)
+    probe = None
+    if format_probe > 0 and pairs:
+        probe = run_format_probe(judge, gold, format_probe, concurrency=concurrency, level=level)
+    return compute_report(pairs, errors, rows=len(gold), level=level, format_probe=probe)
 
 
 # -- output -----------------------------------------------------------------------------
@@ -433,6 +357,15 @@ def summary_text(report: CalibrationReport) -> str:
         ("shorter response wins: agreement", report.length_probe["shorter_is_winner"]),
     ):
         lines.append(f"  {title:<34} {rate.describe()}")
+    lines.append(
+        "Cohen's kappa against the gold labels (chance-corrected agreement; 1 perfect, 0 chance):"
+    )
+    for title, key in (
+        ("forward pass", "forward"),
+        ("reversed pass", "reversed"),
+        ("reconciled label", "reconciled"),
+    ):
+        lines.append(f"  {title:<34} {report.kappa[key].describe()}")
     lines.append("calibration by |margin| (accuracy = reconciled agreement):")
     for i, bucket in enumerate(report.calibration):
         close = "]" if i == len(report.calibration) - 1 else ")"
@@ -449,6 +382,9 @@ def summary_text(report: CalibrationReport) -> str:
         mean = "n/a" if dist.mean is None else f"{dist.mean:.2f}"
         sd = "n/a" if dist.sd is None else f"{dist.sd:.2f}"
         lines.append(f"  {name} ({dist.type}) {counts}  mean {mean} sd {sd}")
+    if report.format_probe is not None:
+        lines.extend(report.format_probe.summary_lines())
+    lines.extend(f"warning: {warning}" for warning in report.warnings)
     return "\n".join(lines)
 
 

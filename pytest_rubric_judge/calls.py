@@ -16,12 +16,13 @@ rule of a judge call is written once.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -43,7 +44,8 @@ from .callspec import (
     rubric_format,
     unreadable,
 )
-from .config import NOT_CONFIGURED_HINT, STRUCTURED_REJECTED, JudgeConfig
+from .config import NOT_CONFIGURED_HINT, JudgeConfig
+from .dialects import Dialect, DialectState, key_value, rejects_format
 from .errors import (
     CacheMissError,
     InputTooLargeError,
@@ -55,6 +57,10 @@ from .errors import (
 from .http_policy import Completion
 from .models import CallInfo, GradeAnswer, Rubric, SlotScores
 from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
+
+if TYPE_CHECKING:
+    from .budget import Budget, DryRun
+    from .locks import RubricLocks
 
 #: Failure causes of a request that never reached a server.
 _NOT_SENT = frozenset({"refused", "unreachable", "connect_timeout", "config"})
@@ -82,14 +88,19 @@ class CallCore:
         self._model = model
         #: Drawn once per judge so the prompt block stays a shared prefix between passes.
         self.context_code = prompts.new_code()
-        #: auto mode: None until the server rejects a schema, then False for the session.
-        self._structured_ok: bool | None = None
+        #: The structured-output dialect in use, and how `auto` found it.
+        self.dialects = DialectState(config.structured_output)
         self._lock = threading.Lock()
         self._rubrics: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
         #: Where a blocking driver runs this judge's calls, and how it sends a request;
         #: set by the judge that owns the client (the core itself does no I/O).
         self.executor: Executor | None = None
         self.send: Callable[[Request], Completion] | None = None
+        #: Set by the pytest plugin on the run's judges (None elsewhere): the rubric lock
+        #: files every rubric lookup and every new rubric go through (`locks`), and the
+        #: gate every request passes before it is sent (`budget`: a budget or a dry run).
+        self.rubric_hooks: RubricLocks | None = None
+        self.gate: Budget | DryRun | None = None
 
     # -- configuration -----------------------------------------------------------------
 
@@ -98,10 +109,7 @@ class CallCore:
         return self._model()
 
     def structured_wanted(self) -> bool:
-        mode = self.config.structured_output
-        if mode == "off":
-            return False
-        return mode == "json_schema" or self._structured_ok is not False
+        return self.dialects.current is not None
 
     def sampling(self) -> dict[str, object]:
         """Sampling parameters: part of every cache key."""
@@ -111,7 +119,7 @@ class CallCore:
             "max_tokens": c.max_tokens,
             "top_p": c.top_p,
             "seed": c.seed,
-            "structured_output": self.structured_wanted(),
+            "structured_output": key_value(self.dialects.current),
         }
 
     def sample_seed(self, index: int) -> int | None:
@@ -154,13 +162,17 @@ class CallCore:
             found = self._rubrics.get((prompt, reference))
             if found is not None:
                 self._rubrics.move_to_end((prompt, reference))
-            return found
+        if self.rubric_hooks is not None:  # a locked rubric wins over the memo
+            return self.rubric_hooks.rubric_for(self, prompt, reference, found)
+        return found
 
     def remember_rubric(self, prompt: str, reference: str | None, rubric: Rubric) -> None:
         with self._lock:
             self._rubrics[(prompt, reference)] = rubric
             while len(self._rubrics) > RUBRIC_MEMO_SIZE:
                 self._rubrics.popitem(last=False)
+        if self.rubric_hooks is not None:
+            self.rubric_hooks.made(prompt, reference, rubric)
 
     # -- the calls ---------------------------------------------------------------------
 
@@ -174,7 +186,7 @@ class CallCore:
         slot_b: str | None = None,
         sample: int = 0,
         *,
-        structured: bool = False,
+        structured: bool | str = False,
     ) -> tuple[str, dict[str, object]]:
         """The cache key and key fields of one judge call (`cache.keyed_fields`)."""
         extra: dict[str, object] = {}
@@ -221,7 +233,7 @@ class CallCore:
             ),
             model_type=Rubric,
             seed=c.seed,
-            response_format=lambda: rubric_format(c.min_criteria, c.max_criteria),
+            response_format=lambda dialect: rubric_format(c.min_criteria, c.max_criteria, dialect),
         )
 
     def pass_spec(
@@ -251,7 +263,7 @@ class CallCore:
             parse=lambda text: parse_pass(text, rubric),
             model_type=SlotScores,
             seed=self.sample_seed(sample),
-            response_format=lambda: pass_format(rubric),
+            response_format=lambda dialect: pass_format(rubric, dialect),
         )
 
     def grade_spec(
@@ -274,7 +286,7 @@ class CallCore:
             parse=lambda text: parse_grade(text, rubric),
             model_type=GradeAnswer,
             seed=self.sample_seed(sample),
-            response_format=lambda: grade_format(rubric),
+            response_format=lambda dialect: grade_format(rubric, dialect),
         )
 
     # -- the protocol ------------------------------------------------------------------
@@ -285,44 +297,47 @@ class CallCore:
         """The steps of one judge call (see the module docstring). A call that ends in a
         `JudgeError` counts one judge error, however many requests it took."""
         try:
-            structured = spec.response_format is not None and self.structured_wanted()
-            try:
-                return (yield from self._attempt(spec, structured))
-            except JudgeUnavailableError as error:
-                if not self._falls_back(error, structured):
-                    raise
-            return (yield from self._attempt(spec, False))
+            while True:
+                dialect = self.dialects.current if spec.response_format is not None else None
+                try:
+                    return (yield from self._attempt(spec, dialect))
+                except JudgeUnavailableError as error:
+                    if not self._falls_back(error, dialect):
+                        raise
         except JudgeError:
             self.stats.add(judge_errors=1)
             raise
 
-    def _falls_back(self, error: JudgeUnavailableError, structured: bool) -> bool:
-        """Whether `error` is a server refusing the schema in `auto` mode; then schemas are
-        not sent again this session (the caller asks again without one)."""
+    def _falls_back(self, error: JudgeUnavailableError, dialect: Dialect | None) -> bool:
+        """Whether `error` is a server refusing `dialect` in `auto` mode: then the caller
+        asks again, in the dialect now in use (`DialectState.refused`)."""
         if not (
-            structured
+            dialect is not None
             and self.config.structured_output == "auto"
             and error.cause == "status"
-            and error.status in STRUCTURED_REJECTED
+            and rejects_format(error.status, error.said)
         ):
             return False
-        with self._lock:
-            if self._structured_ok is not False:
-                self._structured_ok = False
-                self.stats.add(structured_fallbacks=1)
-        return True
+        if self.dialects.refused(dialect, error.status, error.said):
+            self.stats.add(structured_fallbacks=1)
+        return self.dialects.current != dialect
 
     def _attempt(
-        self, spec: CallSpec[ParsedT], structured: bool
+        self, spec: CallSpec[ParsedT], dialect: Dialect | None
     ) -> Generator[Request, Completion, tuple[ParsedT, CallInfo]]:
-        key, fields = spec.keyed(structured)
-        hit = self._from_cache(key, spec)
+        key, fields = spec.keyed(key_value(dialect))
+        hit = self._from_cache(itertools.chain((key,), self._probe_keys(spec, dialect)), spec)
         if hit is not None:
             return hit
-        response_format = spec.response_format() if structured and spec.response_format else None
+        response_format = (
+            spec.response_format(dialect)
+            if dialect is not None and spec.response_format is not None
+            else None
+        )
         request = Request(spec.messages(), spec.seed, response_format)
         started = time.perf_counter()
         completion = yield from self._ask(request)
+        self.dialects.answered(dialect)
         usage, retries, repaired = completion.usage, completion.retries, False
         try:
             parsed = parse_complete(spec.parse, completion)
@@ -349,29 +364,50 @@ class CallCore:
         return parsed, info
 
     def _ask(self, request: Request) -> Generator[Request, Completion, Completion]:
-        """Yield one request; count it, with its retries and tokens, however it ends."""
+        """Yield one request; count it, with its retries and tokens, however it ends.
+        The gate (a budget, a dry run) may refuse it first: then nothing is yielded."""
+        gate = self.gate
+        if gate is not None:
+            gate.reserve(request)
+        sent, tokens = True, 0
         try:
-            completion = yield request
-        except JudgeError as error:
-            # A request that never reached a server (refused, unreachable, no connection
-            # in time, a bad proxy) is not counted as sent; its attempts count as retries.
-            sent = getattr(error, "cause", None) not in _NOT_SENT
-            self.stats.add(requests=int(sent), retries=error.retries)
-            raise
-        self.stats.add(
-            requests=1,
-            retries=completion.retries,
-            prompt_tokens=completion.usage.prompt_tokens,
-            completion_tokens=completion.usage.completion_tokens,
-        )
-        return completion
+            try:
+                completion = yield request
+            except JudgeError as error:
+                # A request that never reached a server (refused, unreachable, no connection
+                # in time, a bad proxy) is not counted as sent; its attempts count as retries.
+                sent = getattr(error, "cause", None) not in _NOT_SENT
+                self.stats.add(requests=int(sent), retries=error.retries)
+                raise
+            usage = completion.usage
+            tokens = usage.prompt_tokens + usage.completion_tokens
+            self.stats.add(
+                requests=1,
+                retries=completion.retries,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+            )
+            return completion
+        finally:
+            if gate is not None:
+                gate.settle(sent=sent, tokens=tokens)
 
-    def _from_cache(self, key: str, spec: CallSpec[ParsedT]) -> tuple[ParsedT, CallInfo] | None:
-        """The cached answer for `key`; None when the judge must be asked. Raises when it
-        cannot be: replay mode, or no judge to ask."""
+    def _probe_keys(self, spec: CallSpec[Any], dialect: Dialect | None) -> Iterator[str]:
+        """In `auto` mode, before the server has answered in any dialect, the keys of the
+        dialects an earlier run may have ended with (those after `dialect`, then none):
+        a run served from the cache then sends no request just to find its dialect."""
+        if self.config.structured_output == "auto" and self.cache.reads:
+            for later in self.dialects.fallbacks(dialect):
+                yield spec.keyed(key_value(later))[0]
+
+    def _from_cache(
+        self, keys: Iterable[str], spec: CallSpec[ParsedT]
+    ) -> tuple[ParsedT, CallInfo] | None:
+        """The cached answer under the first of `keys` that has one; None when the judge
+        must be asked. Raises when it cannot be: replay mode, or no judge to ask."""
         cache = self.cache
         if cache.reads:
-            entry = cache.get(key)
+            entry = next(filter(None, map(cache.get, keys)), None)
             if entry is not None:
                 self.stats.add(cache_hits=1)
                 info = CallInfo.model_construct(  # our own values: nothing to check

@@ -14,6 +14,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 from pydantic import BaseModel
 
 from . import schemas
+from .dialects import Dialect
 from .errors import JudgeOutputError, ParseError
 from .http_policy import Completion
 from .models import Rubric
@@ -47,12 +48,15 @@ class CallSpec(Generic[ParsedT]):
 
     kind: Kind
     what: str
-    keyed: Callable[[bool], tuple[str, dict[str, object]]]
+    #: The cache key and its fields, given what the key records of the constraint
+    #: (`dialects.key_value`).
+    keyed: Callable[[bool | str], tuple[str, dict[str, object]]]
     messages: Callable[[], list[Message]]
     parse: Callable[[str], ParsedT]
     model_type: type[ParsedT]
     seed: int | None
-    response_format: Callable[[], dict[str, object]] | None
+    #: The `response_format` for a dialect; None for a call that is never constrained.
+    response_format: Callable[[Dialect], dict[str, object]] | None
 
 
 @dataclass
@@ -67,6 +71,7 @@ class JudgeStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     judge_errors: int = 0
+    #: Dialects refused by the server (`auto` moving on to the next, or to none).
     structured_fallbacks: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -139,27 +144,30 @@ def canonical_rubric(rubric: Rubric) -> list[dict[str, object]]:
     return rubric.canonical()
 
 
-def pass_format(rubric: Rubric) -> dict[str, object]:
-    """The pass's JSON Schema. It depends on the criterion names alone, so it is built once
-    per set of names (and so is one object, whose JSON text a client keeps)."""
-    return _format_for("pass", rubric, schemas.pass_format)
+def pass_format(rubric: Rubric, dialect: Dialect) -> dict[str, object]:
+    """The pass's JSON Schema. It depends on the criterion names and types alone, so it is
+    built once per set of them and dialect (one object, whose JSON text a client keeps)."""
+    return _format_for("pass", rubric, dialect, schemas.pass_format)
 
 
-def grade_format(rubric: Rubric) -> dict[str, object]:
-    return _format_for("grade", rubric, schemas.grade_format)
+def grade_format(rubric: Rubric, dialect: Dialect) -> dict[str, object]:
+    return _format_for("grade", rubric, dialect, schemas.grade_format)
 
 
-_FORMATS: dict[tuple[str, tuple[str, ...]], dict[str, object]] = {}
+_FORMATS: dict[tuple[str, Dialect, tuple[str, ...], tuple[str, ...]], dict[str, object]] = {}
 _FORMATS_LOCK = threading.Lock()
 
 
 def _format_for(
-    kind: str, rubric: Rubric, build: Callable[[Rubric], dict[str, object]]
+    kind: str,
+    rubric: Rubric,
+    dialect: Dialect,
+    build: Callable[[Rubric, Dialect], dict[str, object]],
 ) -> dict[str, object]:
-    key = (kind, rubric.names)
+    key = (kind, dialect, rubric.names, tuple(c.type for c in rubric.criteria))
     found = _FORMATS.get(key)
     if found is None:
-        found = build(rubric)
+        found = build(rubric, dialect)
         with _FORMATS_LOCK:
             if len(_FORMATS) >= RUBRIC_MEMO_SIZE:
                 _FORMATS.clear()
@@ -168,8 +176,8 @@ def _format_for(
 
 
 @functools.lru_cache(maxsize=64)
-def rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
-    return schemas.rubric_format(min_criteria, max_criteria)
+def rubric_format(min_criteria: int, max_criteria: int, dialect: Dialect) -> dict[str, object]:
+    return schemas.rubric_format(min_criteria, max_criteria, dialect)
 
 
 def excerpt(text: str, limit: int = 60) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .credentials import Secret, redact_url
+from .dialects import PROBE_ORDER
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
@@ -18,10 +19,11 @@ DEFAULT_MAX_TOKENS = 2048
 DEFAULT_MAX_INPUT_CHARS = 200_000
 DEFAULT_CONCURRENCY = 8
 
-StructuredMode = Literal["auto", "json_schema", "off"]
-STRUCTURED_MODES: tuple[str, ...] = ("auto", "json_schema", "off")
-#: Statuses with which a server says it does not take `response_format` schemas.
-STRUCTURED_REJECTED = frozenset({400, 404, 415, 422, 501})
+StructuredMode = Literal[
+    "auto", "json_schema", "openai_strict", "json_object_schema", "tgi_json", "json_object", "off"
+]
+#: `auto`, each dialect of `dialects.PROBE_ORDER`, and `off`.
+STRUCTURED_MODES: tuple[str, ...] = ("auto", *PROBE_ORDER, "off")
 
 NOT_CONFIGURED_HINT = (
     "point the plugin at an OpenAI-compatible judge: --judge-url and --judge-model "

@@ -33,6 +33,10 @@ class Judgment:
     #: The judge that gave the verdict, so a run can total the work of every judge used.
     judge: JudgeLike | None = None
     grade: Grade | None = None
+    #: Across the samples of a sampled assertion: how many held, of how many (for the
+    #: flakiness of the test); None with a single sample.
+    sample_wins: int | None = None
+    sample_count: int | None = None
 
     @property
     def result(self) -> Verdict | Grade:
@@ -49,6 +53,10 @@ class JudgeContext:
 
     get_judge: Callable[[], JudgeLike]
     on_judgment: Callable[[Judgment], None] | None = None
+    #: The run's defaults for sequential judging (`--judge-confidence`,
+    #: `--judge-max-samples`): None leaves an assertion to its own arguments.
+    confidence: float | None = None
+    max_samples: int | None = None
 
 
 _CURRENT: ContextVar[JudgeContext | None] = ContextVar("rubric_judge_context", default=None)

@@ -109,6 +109,8 @@ def _block(lines: Sequence[str], opening: Fence, stop: int) -> Block:
 
 def fenced_blocks(text: str) -> list[Block]:
     """The fenced blocks of `text`, paired as a Markdown reader pairs them, in order."""
+    if "```" not in text and "~~~" not in text:
+        return []  # no fence line without three backticks or tildes
     lines = split_lines(text)
     found = fences(lines)
     blocks: list[Block] = []
@@ -130,6 +132,8 @@ def fenced_spans(text: str) -> Iterator[Block]:
     """Every block any fence of `text` opens: closed by each later fence that can close
     it, and also running to the end of the text (unless only blank lines follow its last
     possible closing fence: that would add nothing but the fence line)."""
+    if "```" not in text and "~~~" not in text:
+        return  # no fence line without three backticks or tildes
     lines = split_lines(text)
     found = fences(lines)
     for position, opening in enumerate(found):

@@ -33,6 +33,7 @@ from .completions import (
     usage_of,
 )
 from .credentials import mask, redact_url
+from .dialects import rejects_format
 from .errors import JudgeUnavailableError
 
 __all__ = [
@@ -331,7 +332,7 @@ class Policy:
             if not isinstance(data, dict):
                 raise self.bad_body("a JSON body that is not an object", data, retries=attempt)
             return data
-        if status in RETRY_STATUSES and not last:
+        if status in RETRY_STATUSES and not last and not _refuses_format(outcome):
             hinted = retry_after(outcome.headers) if status in (429, 503) else None
             delay = (
                 min(hinted, self.retry_after_max) if hinted is not None else self.backoff(attempt)
@@ -409,10 +410,7 @@ class Policy:
         self, reply: Reply, attempts: int, *, request: str, model: str | None, retries: int
     ) -> JudgeUnavailableError:
         status = reply.status
-        try:
-            said = server_message(json.loads(reply.body)) or ""
-        except (ValueError, RecursionError):
-            said = reply.body[:400].decode("utf-8", "replace")
+        said = _said(reply)
         where = f"judge at {self.display_url} answered HTTP {status} {phrase(status)}"
         said_part = f" ({excerpt(said)})" if said.strip() else ""
         if status in (401, 403):
@@ -428,6 +426,12 @@ class Policy:
             message = (
                 f"{where} redirecting to {excerpt(location, 200)}: use the final URL as "
                 f"--judge-url / RUBRIC_JUDGE_BASE_URL"
+            )
+        elif rejects_format(status, said):
+            message = (
+                f"{where}{said_part}: the server refused the structured-output request "
+                "(response_format); --judge-structured-output=auto finds a form it accepts, "
+                "or use off"
             )
         elif status in RETRY_STATUSES:
             advice = (
@@ -481,3 +485,16 @@ class Policy:
             if isinstance(item, dict) and isinstance(item.get("id"), str)
         ]
 
+
+def _said(reply: Reply) -> str:
+    """The server's error message in a reply: its JSON error's text, or the body's start."""
+    try:
+        return server_message(json.loads(reply.body)) or ""
+    except (ValueError, RecursionError):
+        return reply.body[:400].decode("utf-8", "replace")
+
+
+def _refuses_format(reply: Reply) -> bool:
+    """A 500 that names the structured-output request (llama-cpp-python's answer to a
+    `response_format` it does not know) is a refusal, not a failure worth retrying."""
+    return reply.status == 500 and rejects_format(500, _said(reply))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +31,6 @@ from .config import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT,
     STRUCTURED_MODES,
-    STRUCTURED_REJECTED,
     JudgeConfig,
     StructuredMode,
 )
@@ -47,7 +47,6 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_TIMEOUT",
     "STRUCTURED_MODES",
-    "STRUCTURED_REJECTED",
     "CriteriaArg",
     "Judge",
     "JudgeLike",
@@ -190,17 +189,29 @@ class Judge:
     def model(self) -> str:
         """The judge model's name; asked of the server when it was not given.
 
-        In replay mode the server is never asked: the name is what was configured.
+        The first model the server lists (`GET /v1/models`) is used; when it lists several,
+        a `UserWarning` names the one chosen and the others. A server that lists none is a
+        `JudgeNotConfiguredError` naming the fix. In replay mode the server is never asked:
+        the name is what was configured.
         """
         if self._model is None and self.cache.mode != "replay" and self.client is not None:
             with self._model_lock:
                 if self._model is None:
                     models = self.client.list_models()
-                    if len(models) != 1:
-                        listed = ", ".join(models[:10]) if models else "none"
+                    if not models:
                         raise JudgeNotConfiguredError(
-                            f"the judge server lists {len(models)} models ({listed}); "
-                            "choose one with --judge-model or RUBRIC_JUDGE_MODEL"
+                            f"the judge server at {self.base_url} lists no models at "
+                            "GET /v1/models; name the model with --judge-model or "
+                            "RUBRIC_JUDGE_MODEL"
+                        )
+                    if len(models) > 1:
+                        others = ", ".join(models[1:10]) + (", ..." if len(models) > 10 else "")
+                        warnings.warn(
+                            f"the judge server lists {len(models)} models; judging with the "
+                            f"first, {models[0]!r} (also listed: {others}); pin one with "
+                            "--judge-model or RUBRIC_JUDGE_MODEL",
+                            UserWarning,
+                            stacklevel=1,  # here: a caller may be `isinstance(x, JudgeLike)`
                         )
                     self._model = models[0]
         return self._model or ""
@@ -223,6 +234,21 @@ class Judge:
     @property
     def structured_output(self) -> StructuredMode:
         return self.config.structured_output
+
+    @property
+    def structured_dialect(self) -> str:
+        """The structured-output dialect the server answered in ("json_schema",
+        "json_object_schema", ...; see `dialects`), "off" when answers are not
+        constrained, or "unprobed" before any constrained answer came back."""
+        state = self.core.dialects
+        if state.current is None:
+            return "off"
+        return state.current if state.confirmed else "unprobed"
+
+    @property
+    def structured_summary(self) -> str:
+        """One line for reports: the dialect and what the server refused."""
+        return self.core.dialects.summary()
 
     @property
     def sampling(self) -> dict[str, object]:
@@ -265,12 +291,14 @@ class Judge:
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
+        first_sample: int = 0,
     ) -> Verdict:
         """Judge A against B in both slot orders and reconcile the two passes.
 
         All passes are sent concurrently. With `criteria`, phase 1 is skipped. With
         `samples` (default: the judge's `samples`), each order is judged that many times
         with its own seed, and the preference is the majority of the reconciled samples.
+        `first_sample` starts at a later sample index (a sequential test's next batch).
         """
         return _LOOP.run(
             _RUNNER.compare(
@@ -281,8 +309,32 @@ class Judge:
                 criteria=criteria,
                 reference=reference,
                 samples=samples,
+                first_sample=first_sample,
             )
         )
+
+    def compare_samples(
+        self,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        *,
+        first: int,
+        count: int,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+    ) -> tuple[Verdict, ...]:
+        """Each sample's verdict, samples `first` to `first + count - 1`, concurrently."""
+        verdict = self.compare(
+            prompt,
+            response_a,
+            response_b,
+            criteria=criteria,
+            reference=reference,
+            samples=count,
+            first_sample=first,
+        )
+        return verdict.samples or (verdict,)
 
     def grade(
         self,
@@ -292,6 +344,7 @@ class Judge:
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
+        first_sample: int = 0,
     ) -> Grade:
         """Grade one response against the prompt's rubric (shared with pairwise judging).
 
@@ -305,8 +358,30 @@ class Judge:
                 criteria=criteria,
                 reference=reference,
                 samples=samples,
+                first_sample=first_sample,
             )
         )
+
+    def grade_samples(
+        self,
+        prompt: str,
+        response: str,
+        *,
+        first: int,
+        count: int,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+    ) -> tuple[Grade, ...]:
+        """Each sample's grade, samples `first` to `first + count - 1`, concurrently."""
+        grade = self.grade(
+            prompt,
+            response,
+            criteria=criteria,
+            reference=reference,
+            samples=count,
+            first_sample=first,
+        )
+        return grade.samples or (grade,)
 
     def compare_many(
         self, rows: Iterable[Any], *, concurrency: int = 32, **options: Any

@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .sequential import Decision
+
 Label = Literal["A>B", "B>A", "A=B", "A=B (bothbad)"]
 LABELS: tuple[Label, ...] = ("A>B", "B>A", "A=B", "A=B (bothbad)")
 CriterionType = Literal["scale", "binary"]
@@ -110,6 +112,8 @@ class Criterion(_Model):
 
     def normalize(self, value: ScoreValue) -> float:
         """Map a score to [0, 1]: scale s -> (s - 1) / 4, binary true/false -> 1.0 / 0.0."""
+        if type(value) is int and SCALE_MIN <= value <= SCALE_MAX and self.type == "scale":
+            return (value - SCALE_MIN) / (SCALE_MAX - SCALE_MIN)  # (a valid scale score)
         self.check_score(value)
         if self.type == "binary":
             return 1.0 if value else 0.0
@@ -359,6 +363,8 @@ class Grade(_Model):
     samples: tuple[Grade, ...] = ()
     #: What `samples` holds when it is not empty: repeated "samples" or a panel's "judges".
     combined: Literal["samples", "judges"] | None = None
+    #: With a confidence (sequential judging): what the test decided, on which samples.
+    sequential: Decision | None = None
 
     @property
     def raw(self) -> str:
@@ -403,6 +409,8 @@ class Verdict(_Model):
     panel: tuple[Verdict, ...] = ()
     panel_strategy: str | None = None
     panel_agreement: float | None = None
+    #: With a confidence (sequential judging): what the test decided, on which samples.
+    sequential: Decision | None = None
 
     @property
     def vote_split(self) -> str | None:

@@ -1,9 +1,9 @@
 """The option table the pytest plugin and the `rubric-judge` command share.
 
 One `Option` per setting: its flag (`--judge-url`), ini key (`judge_url`), environment
-variables, parser, default and help. Parsers raise `argparse.ArgumentTypeError` with a
-message that never quotes a credential, so a bad value is a usage error, never a crash
-and never a leak.
+variables, parser (`option_parsers`), default and help. Parsers raise
+`argparse.ArgumentTypeError` with a message that never quotes a credential, so a bad
+value is a usage error, never a crash and never a leak.
 
 Plain Python: no pytest, and nothing heavy at import. A parser that needs a heavier part
 of the package (URL checks, gates) imports it when it runs, which is only when the option
@@ -13,175 +13,37 @@ is given. The API key is never an option: it comes only from the environment
 
 from __future__ import annotations
 
-import argparse
-import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .cache.modes import CACHE_MODES, CacheMode, validate_mode
 from .config import STRUCTURED_MODES
-from .credentials import Secret
+from .option_parsers import (
+    API_KEY_ENV,
+    api_key_from_env,
+    boolean,
+    cache_mode,
+    choice,
+    confidence_level,
+    fail_under,
+    judge_budget,
+    judge_panel,
+    judge_urls,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    report_path,
+    shown_url,
+    split_urls,
+    text,
+)
 
-if TYPE_CHECKING:
-    from .gates import Gate
-
-API_KEY_ENV = ("RUBRIC_JUDGE_API_KEY", "OPENAI_API_KEY")
 DEFAULT_CACHE_DIR = ".rubric_judge_cache"
 DEFAULT_SERVE_LOG = ".rubric_judge_serve.log"
 #: How a panel decides; the same as `scoring.PANEL_STRATEGIES` (a test keeps them equal),
 #: spelled here so that reading options does not import the scoring code.
 PANEL_STRATEGIES: tuple[str, ...] = ("majority", "unanimous", "mean_margin")
-_TRUE = ("1", "true", "yes", "on")
-
-
-def api_key_from_env(environ: Mapping[str, str] | None = None) -> Secret | None:
-    """The API key from RUBRIC_JUDGE_API_KEY, else OPENAI_API_KEY; None when neither is set."""
-    source = os.environ if environ is None else environ
-    for name in API_KEY_ENV:
-        if source.get(name):
-            return Secret(source[name])
-    return None
-
-
-# -- value parsers (argparse `type=` callables) ------------------------------------------------
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def cache_mode(text: str) -> CacheMode:
-    if text not in CACHE_MODES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a cache mode; choose one of {', '.join(CACHE_MODES)}"
-        )
-    return validate_mode(text)
-
-
-def text(value: str) -> str:
-    return value
-
-
-def boolean(value: str) -> bool:
-    return value.strip().lower() in _TRUE
-
-
-def report_path(value: str) -> str:
-    if not value.strip():
-        raise argparse.ArgumentTypeError("a report path must not be empty")
-    return value
-
-
-def split_urls(value: str) -> list[str]:
-    """`"http://a/v1, http://b/v1"` as a list of non-empty URLs."""
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def shown_url(value: str) -> str:
-    """`value` with everything between `://` and its last `@` shown as `***`.
-
-    For messages about a URL that may be malformed: a password with an unencoded `/` or
-    `@` is still hidden.
-    """
-    scheme, sep, rest = value.partition("://")
-    if not sep or "@" not in rest:
-        return value
-    return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}"
-
-
-def _base_url(value: str) -> str:
-    from .credentials import redact_url
-    from .http_policy import normalize_base_url
-
-    try:
-        return normalize_base_url(value)
-    except ValueError as error:
-        shown = shown_url(value.strip())
-        message = str(error).replace(redact_url(value.strip()), shown).replace(value, shown)
-        raise argparse.ArgumentTypeError(message) from None
-
-
-def judge_urls(value: str) -> tuple[str, ...]:
-    """One URL, or several separated by commas (several endpoints of the same model)."""
-    urls = split_urls(value)
-    if not urls:
-        raise argparse.ArgumentTypeError("no judge URL given")
-    return tuple(_base_url(url) for url in urls)
-
-
-def choice(*choices: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value not in choices:
-            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-#: `MODEL@URL`: the model is everything before the first `@` that starts the URL, so a
-#: URL may carry `user:password@` and a model name may hold `@`.
-_PANEL_MEMBER = re.compile(r"^(?P<model>.+?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.+)$")
-#: A URL's user:password part, wherever it is in a text we quote back.
-_USERINFO = re.compile(r"(?<=://)[^/\s]*@")
-
-
-def judge_panel(value: str) -> tuple[tuple[str, str], ...]:
-    """`modelA@URL1,modelB@URL2` as (model, url) pairs."""
-    members = []
-    for part in split_urls(value):
-        found = _PANEL_MEMBER.match(part)
-        if found is None or not found["model"].strip():
-            shown = shown_url(part) if "://" in part else _USERINFO.sub("***@", part)
-            raise argparse.ArgumentTypeError(
-                f"panel member {shown!r} is not MODEL@URL, e.g. "
-                "'Qwen/Qwen2.5-7B-Instruct@http://127.0.0.1:8000/v1'"
-            )
-        members.append((found["model"].strip(), _base_url(found["url"].strip())))
-    if not members:
-        raise argparse.ArgumentTypeError("no panel member given")
-    return tuple(members)
-
-
-def fail_under(value: str) -> tuple[Gate, ...]:
-    """Suite-level gates, `winrate=0.5,errors=0` (see `gates`)."""
-    from .gates import gates_argument
-
-    return gates_argument(value)
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -243,7 +105,8 @@ OPTIONS: tuple[Option, ...] = (
         "judge_model",
         text,
         None,
-        "judge model name as the server knows it (default: the server's only model)",
+        "judge model name as the server knows it (default: the first model the server "
+        "lists, with a warning when it lists several)",
         env=("RUBRIC_JUDGE_MODEL",),
         metavar="NAME",
     ),
@@ -305,8 +168,9 @@ OPTIONS: tuple[Option, ...] = (
         "judge_structured_output",
         choice(*STRUCTURED_MODES),
         "auto",
-        "send JSON Schemas as response_format: auto (fall back to plain prompting once when "
-        "the server rejects them), json_schema (always), off",
+        "constrain answers with a JSON Schema: auto (find the response_format dialect the "
+        "server takes: json_schema, openai_strict, json_object_schema, tgi_json, "
+        "json_object, else none), one of those dialects (always), or off",
         metavar="MODE",
     ),
     Option(
@@ -395,6 +259,85 @@ RUN_OPTIONS: tuple[Option, ...] = (
         metavar="KEY=VALUE",
         repeat=True,
     ),
+    Option(
+        "judge_compare_to",
+        report_path,
+        None,
+        "at the end of the run, diff its JSON report against this earlier --judge-report "
+        "file and print the diff in the summary",
+        env=("RUBRIC_JUDGE_COMPARE_TO",),
+        metavar="OLD.json",
+    ),
+    Option(
+        "judge_fail_on_regression",
+        boolean,
+        False,
+        "fail the run when the --judge-compare-to diff finds a regression",
+        flag=True,
+    ),
+    Option(
+        "judge_confidence",
+        confidence_level,
+        None,
+        "judge each assertion to this confidence, e.g. 0.95: seeded samples are drawn in "
+        "batches until a sequential test decides pass or fail (see docs/confidence.md); "
+        "default: off (a fixed --judge-samples)",
+        env=("RUBRIC_JUDGE_CONFIDENCE",),
+        metavar="LEVEL",
+    ),
+    Option(
+        "judge_max_samples",
+        positive_int,
+        16,
+        "with --judge-confidence: the most samples one assertion draws before it is undecided",
+        env=("RUBRIC_JUDGE_MAX_SAMPLES",),
+        metavar="N",
+    ),
+    Option(
+        "judge_undecided",
+        choice("fail", "error", "skip"),
+        "fail",
+        "what an assertion undecided at --judge-max-samples makes of its test: fail "
+        "(default), error or skip",
+        env=("RUBRIC_JUDGE_UNDECIDED",),
+        metavar="OUTCOME",
+    ),
+    Option(
+        "judge_lock_rubrics",
+        boolean,
+        False,
+        "write each rubric the judge makes for a test to judge_rubrics/<module>/<test id>.yaml "
+        "beside the test module; every run judges on the rubrics locked there",
+        env=("RUBRIC_JUDGE_LOCK_RUBRICS",),
+        flag=True,
+    ),
+    Option(
+        "judge_check_rubrics",
+        boolean,
+        False,
+        "ask the judge again for each locked rubric a test uses and report the criteria "
+        "that changed (names, weights, types), without replacing the lock files",
+        env=("RUBRIC_JUDGE_CHECK_RUBRICS",),
+        flag=True,
+    ),
+    Option(
+        "judge_budget",
+        judge_budget,
+        None,
+        "the most the judge may be asked in this run, requests=N and/or tokens=M; once it "
+        "is spent, each judged test that needs a request is an error",
+        env=("RUBRIC_JUDGE_BUDGET",),
+        metavar="requests=N,tokens=M",
+    ),
+    Option(
+        "judge_dry_run",
+        boolean,
+        False,
+        "ask the judge nothing: judged tests that would ask are skipped, and the summary "
+        "counts the judge calls cached and those that would be asked",
+        env=("RUBRIC_JUDGE_DRY_RUN",),
+        flag=True,
+    ),
 )
 ALL_OPTIONS: tuple[Option, ...] = OPTIONS + RUN_OPTIONS
 BY_DEST: dict[str, Option] = {option.dest: option for option in ALL_OPTIONS}
@@ -413,7 +356,9 @@ __all__ = [
     "boolean",
     "cache_mode",
     "choice",
+    "confidence_level",
     "fail_under",
+    "judge_budget",
     "judge_panel",
     "judge_urls",
     "non_negative_float",

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .judge import CriteriaArg, Judge, blocking_runner
 from .models import Grade, Rubric, Verdict
+from .plans import gather_all
 from .scoring import DEFAULT_TIE_BAND, PANEL_STRATEGIES, PanelStrategy
 
 
@@ -101,6 +102,73 @@ class JudgePanel:
                 samples=samples,
             )
         )
+
+    def compare_samples(
+        self,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        *,
+        first: int,
+        count: int,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+    ) -> tuple[Verdict, ...]:
+        """The panel's verdict on each sample, `first` to `first + count - 1`: every judge's
+        sample i combined by the strategy, all concurrently (a sequential test's batch)."""
+        loop, runner = blocking_runner()
+        cores = [j.core for j in self.judges]
+        rubric_core = self.judges[self.rubric_judge].core
+        verdicts = loop.run(
+            gather_all(
+                runner.panel_compare(
+                    cores,
+                    rubric_core,
+                    self.strategy,
+                    prompt,
+                    response_a,
+                    response_b,
+                    criteria=criteria,
+                    reference=reference,
+                    samples=1,
+                    tie_band=self.tie_band,
+                    first_sample=index,
+                )
+                for index in range(first, first + count)
+            )
+        )
+        return tuple(verdicts)
+
+    def grade_samples(
+        self,
+        prompt: str,
+        response: str,
+        *,
+        first: int,
+        count: int,
+        criteria: CriteriaArg = None,
+        reference: str | None = None,
+    ) -> tuple[Grade, ...]:
+        """The panel's grade on each sample, `first` to `first + count - 1`, concurrently."""
+        loop, runner = blocking_runner()
+        cores = [j.core for j in self.judges]
+        rubric_core = self.judges[self.rubric_judge].core
+        grades = loop.run(
+            gather_all(
+                runner.panel_grade(
+                    cores,
+                    rubric_core,
+                    prompt,
+                    response,
+                    criteria=criteria,
+                    reference=reference,
+                    samples=1,
+                    first_sample=index,
+                )
+                for index in range(first, first + count)
+            )
+        )
+        return tuple(grades)
 
     def stats_totals(self) -> dict[str, int]:
         totals: dict[str, int] = {}

@@ -13,6 +13,7 @@ other exception leaves `parse_rubric`, `parse_pass` or `parse_grade` for any tex
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -182,6 +183,16 @@ def _criterion(name: str, raw_fields: object) -> Criterion:
         raise ParseError(validation_message(error, f"criterion {name!r}")) from None
 
 
+def _unused_name(name: str, taken: Mapping[str, str]) -> str:
+    """`name` with the first suffix `_2`, `_3`, ... that no criterion has, within 40 chars."""
+    for number in range(2, len(taken) + 3):
+        suffix = f"_{number}"
+        candidate = name[: 40 - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+    raise AssertionError("unreachable: fewer names are taken than suffixes tried")
+
+
 def _rubric_from(data: object, min_criteria: int, max_criteria: int) -> Rubric:
     top = _top_mapping(data, "criteria")
     if "criteria" not in top:
@@ -204,14 +215,16 @@ def _rubric_from(data: object, min_criteria: int, max_criteria: int) -> Rubric:
             problems.append(f"criterion name {given!r} must start with a letter (snake_case)")
             continue
         if name in given_as:
-            problems.append(
-                f"criterion name {name!r} appears more than once "
-                f"(as {given_as[name]!r} and {given!r}); names must be unique"
+            # A rubric is written before any response is seen, so a repeated name is only
+            # a small judge repeating itself: both criteria are kept, the later renamed.
+            renamed = _unused_name(name, given_as)
+            warnings.append(
+                f"criterion name {given!r} repeats {given_as[name]!r}; renamed {renamed!r}"
             )
-            continue
-        given_as[name] = given
-        if name != given:
+            name = renamed
+        elif name != given:
             warnings.append(f"criterion name {given!r} normalized to {name!r}")
+        given_as[name] = given
         try:
             criteria.append(_criterion(name, raw_fields))
         except ParseError as error:
@@ -227,6 +240,7 @@ def _rubric_from(data: object, min_criteria: int, max_criteria: int) -> Rubric:
         raise ParseError(f"rubric: {error}") from None
 
 
+@functools.lru_cache(maxsize=64)
 def _rubric_kind(min_criteria: int, max_criteria: int) -> AnswerKind[Rubric]:
     return AnswerKind(
         keys=frozenset({"criteria"}),
@@ -240,8 +254,9 @@ def _rubric_kind(min_criteria: int, max_criteria: int) -> AnswerKind[Rubric]:
 def parse_rubric(text: str, *, min_criteria: int = 2, max_criteria: int = 8) -> Rubric:
     """Phase 1: the judge's rubric answer as a normalized `Rubric`.
 
-    Names that are not snake_case are normalized with a warning; weights that do not sum
-    to 1 are renormalized with a warning (by `Rubric.normalized`).
+    Names that are not snake_case are normalized with a warning, a repeated name is
+    renamed (`accuracy_2`) with a warning; weights that do not sum to 1 are renormalized
+    with a warning (by `Rubric.normalized`).
     """
     if not 1 <= min_criteria <= max_criteria:
         raise ValueError(
@@ -253,9 +268,12 @@ def parse_rubric(text: str, *, min_criteria: int = 2, max_criteria: int = 8) -> 
 # --------------------------------------------------------------------------- scores
 
 
-def _score_items(raw: object) -> list[tuple[str, Mapping[object, object]]]:
-    """(name, fields) pairs from `scores` given as a list of mappings or as a mapping."""
-    items: list[tuple[str, Mapping[object, object]]] = []
+def _score_items(
+    raw: object,
+) -> list[tuple[str, Mapping[object, object], dict[str, object] | None]]:
+    """(name, fields, the fields keyed for a list item, else None) from `scores` given as
+    a list of mappings or as a mapping."""
+    items: list[tuple[str, Mapping[object, object], dict[str, object] | None]] = []
     if isinstance(raw, Mapping):
         for name, fields in raw.items():
             if not isinstance(fields, Mapping):
@@ -263,7 +281,7 @@ def _score_items(raw: object) -> list[tuple[str, Mapping[object, object]]]:
                     f"scores entry {clean_text(name)!r} is {kind_of(fields)}: expected a "
                     "mapping with the scores and justifications"
                 )
-            items.append((clean_text(name), fields))
+            items.append((clean_text(name), fields, None))
         return items
     if isinstance(raw, list):
         for position, item in enumerate(raw, start=1):
@@ -272,10 +290,12 @@ def _score_items(raw: object) -> list[tuple[str, Mapping[object, object]]]:
                     f"scores item {position} is {kind_of(item)}: expected a mapping with name, "
                     "the scores and justifications"
                 )
-            name = keyed(item, f"scores item {position}").get("name")
-            if name is None or clean_text(name) == "":
+            fields = keyed(item, f"scores item {position}")
+            name = fields.get("name")
+            given = clean_text(name) if name is not None else ""
+            if given == "":
                 raise ParseError(f"scores item {position} has no name")
-            items.append((clean_text(name), item))
+            items.append((given, item, fields))
         return items
     raise ParseError(
         f"scores is {kind_of(raw)}: expected a list of mappings with name, the scores and "
@@ -298,7 +318,7 @@ def _scored(
     seen: set[str] = set()
     twice: set[str] = set()
     found: dict[str, T] = {}
-    for given, raw_fields in _score_items(raw_scores):
+    for given, raw_fields, fields in _score_items(raw_scores):
         name = snake_name(given)
         criterion = rubric.get(name) if name is not None else None
         if name is None or criterion is None:
@@ -311,7 +331,9 @@ def _scored(
             continue
         seen.add(name)
         try:
-            found[name] = read(criterion, keyed(raw_fields, f"criterion {name!r}"))
+            if fields is None:
+                fields = keyed(raw_fields, f"criterion {name!r}")
+            found[name] = read(criterion, fields)
         except ParseError as error:
             problems.append(str(error))
     missing = [name for name in rubric.names if name not in seen]
@@ -327,10 +349,9 @@ def _scored(
 def _pair(criterion: Criterion, fields: dict[str, object]) -> CriterionScore:
     values: dict[str, ScoreValue] = {}
     problems: list[str] = []
-    for slot in ("A", "B"):
-        field = f"score_{slot}"
+    for slot, field, key in (("A", "score_A", "score_a"), ("B", "score_B", "score_b")):
         try:
-            values[slot] = coerce_score(criterion, fields.get(field.lower()), field=field)
+            values[slot] = coerce_score(criterion, fields.get(key), field=field)
         except ParseError as error:
             problems.append(str(error))
     if problems:

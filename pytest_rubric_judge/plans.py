@@ -88,8 +88,13 @@ class Runner:
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
+        first_sample: int = 0,
     ) -> Verdict:
-        """A against B in both slot orders, each sample, concurrently; reconciled."""
+        """A against B in both slot orders, each sample, concurrently; reconciled.
+
+        Samples `first_sample` to `first_sample + samples - 1` (each its own seed and cache
+        entry): a sequential test draws its batches without asking for earlier ones again.
+        """
         prompt, reference = sendable(prompt), sendable(reference)
         response_a, response_b = sendable(response_a), sendable(response_b)
         core.check_size(
@@ -99,7 +104,7 @@ class Runner:
         rubric = await self.rubric_for(core, prompt, reference, criteria)
         results = await gather_all(
             self.call(core, core.pass_spec(prompt, rubric, a, b, reference, index))
-            for index in range(count)
+            for index in range(first_sample, first_sample + count)
             for a, b in ((response_a, response_b), (response_b, response_a))
         )
         verdicts = []
@@ -130,6 +135,7 @@ class Runner:
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
+        first_sample: int = 0,
     ) -> Grade:
         """One response against the prompt's rubric (shared with pairwise judging)."""
         prompt, reference, response = sendable(prompt), sendable(reference), sendable(response)
@@ -138,7 +144,7 @@ class Runner:
         rubric = await self.rubric_for(core, prompt, reference, criteria)
         answers = await gather_all(
             self.call(core, core.grade_spec(prompt, rubric, response, reference, index))
-            for index in range(count)
+            for index in range(first_sample, first_sample + count)
         )
         grades = [
             Grade(
@@ -171,6 +177,7 @@ class Runner:
         reference: str | None = None,
         samples: int | None = None,
         tie_band: float = DEFAULT_TIE_BAND,
+        first_sample: int = 0,
     ) -> Verdict:
         """Every judge's both-order verdict on the rubric judge's rubric, combined."""
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
@@ -183,6 +190,7 @@ class Runner:
                 criteria=rubric,
                 reference=reference,
                 samples=samples,
+                first_sample=first_sample,
             )
             for core in cores
         )
@@ -198,12 +206,19 @@ class Runner:
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
+        first_sample: int = 0,
     ) -> Grade:
         """Every judge grades on the same rubric; the panel's score is the mean."""
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
         grades = await gather_all(
             self.grade(
-                core, prompt, response, criteria=rubric, reference=reference, samples=samples
+                core,
+                prompt,
+                response,
+                criteria=rubric,
+                reference=reference,
+                samples=samples,
+                first_sample=first_sample,
             )
             for core in cores
         )

@@ -218,17 +218,31 @@ def rubric_messages(
     ]
 
 
+#: Recent scoring heads by prompt, rubric (by identity: it is frozen), reference, code and
+#: number of responses: both passes of a comparison share theirs.
+_HEADS: dict[tuple[str, int, str | None, str, int], tuple[Rubric, str]] = {}
+_HEADS_SIZE = 256
+
+
 def _scoring_head(
     prompt: str, rubric: Rubric, reference: str | None, context_code: str, *, responses: int = 2
 ) -> str:
     """The shared start of a scoring request: prompt, reference, rubric (the cacheable prefix)."""
+    key = (prompt, id(rubric), reference, context_code, responses)
+    found = _HEADS.get(key)
+    if found is not None and found[0] is rubric:
+        return found[1]
     prompt_block, reference_block = _prompt_blocks(prompt, reference, context_code)
     template = _PASS_USER_HEAD if responses == 2 else _GRADE_USER_HEAD
-    return template.format(
+    head = template.format(
         prompt_block=prompt_block,
         reference_block=reference_block,
         rubric_yaml=rubric_yaml(rubric),
     )
+    if len(_HEADS) >= _HEADS_SIZE:
+        _HEADS.clear()
+    _HEADS[key] = (rubric, head)  # (the rubric kept, so that its id is not reused meanwhile)
+    return head
 
 
 def pass_messages(

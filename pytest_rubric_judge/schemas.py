@@ -1,18 +1,21 @@
 """JSON Schemas of the judge's answers, for servers that constrain their output.
 
-OpenAI, vLLM and SGLang accept `response_format={"type": "json_schema", ...}`: with it a
-capable server can only emit an answer of the protocol's shape. The schemas are built
-from pydantic models of the answers, narrowed to the request at hand: a pass may only
-name the rubric's criteria, and the label must be one of the four.
+With a schema a capable server can only emit an answer of the protocol's shape. The
+rubric's schema is built from a pydantic model of the answer; a pass's or a grading's is
+written for the rubric at hand: every criterion once, with a score of its type, and the
+label one of the four. Every free-text field has a `maxLength` (`dialects.TEXT_BOUNDS`).
+How the schema is sent depends on the server (`dialects.shape`); each function here
+memoizes the shaped request field.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from .dialects import TEXT_BOUNDS, Dialect, shape
 from .models import LABELS, NAME_PATTERN, SCALE_MAX, SCALE_MIN, Rubric
 
 
@@ -22,94 +25,90 @@ class _Strict(BaseModel):
 
 class CriterionAnswer(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=40)
-    description: str
+    description: str = Field(max_length=TEXT_BOUNDS["description"])
     weight: float = Field(gt=0)
     type: Literal["scale", "binary"]
 
 
-#: The four labels as a type, held as Any: pydantic builds the enum from it at run time.
-_LABEL_TYPE: Any = Literal[LABELS]
-
-
-def _score_type() -> Any:
-    # A scale score is an integer 1-5, a binary one a boolean; the rubric says which.
-    return Annotated[int, Field(ge=SCALE_MIN, le=SCALE_MAX)] | bool
-
-
-def response_format(name: str, model: type[BaseModel]) -> dict[str, object]:
+def response_format(
+    name: str, model: type[BaseModel], dialect: Dialect = "json_schema"
+) -> dict[str, object]:
     """The `response_format` request field for `model`'s JSON Schema."""
-    return _wrap(name, model.model_json_schema())
+    return shape(dialect, name, model.model_json_schema())
 
 
 @functools.lru_cache(maxsize=64)
-def rubric_format(min_criteria: int, max_criteria: int) -> dict[str, object]:
+def rubric_format(
+    min_criteria: int, max_criteria: int, dialect: Dialect = "json_schema"
+) -> dict[str, object]:
     """Phase 1: `criteria`, a list of min..max criteria."""
     answer = create_model(
         "RubricAnswer",
         __base__=_Strict,
         criteria=(list[CriterionAnswer], Field(min_length=min_criteria, max_length=max_criteria)),
     )
-    return response_format("rubric", answer)
+    return response_format("rubric", answer, dialect)
 
 
-@functools.cache
-def _template(kind: Literal["pass", "grade"]) -> dict[str, object]:
-    """The schema of an answer whose criterion names may be any string, built once.
-
-    Narrowing it to a rubric (`_narrow`) adds the rubric's names and count: building
-    pydantic models per rubric costs milliseconds, this costs microseconds, and the two
-    give the same schema (tests/test_schemas.py checks it).
-    """
-    item_fields: dict[str, Any] = {"name": (str, ...)}
-    if kind == "pass":
-        item_fields.update(
-            score_A=(_score_type(), ...),
-            score_B=(_score_type(), ...),
-            justification_A=(str, ...),
-            justification_B=(str, ...),
-        )
-    else:
-        item_fields.update(score=(_score_type(), ...), justification=(str, ...))
-    item = create_model(
-        "CriterionScores" if kind == "pass" else "CriterionScore", __base__=_Strict, **item_fields
-    )
-    answer_fields: dict[str, Any] = {
-        "scores": (list[item], Field(min_length=1)),  # type: ignore[valid-type]
-        "overall_justification": (str, ...),
-    }
-    if kind == "pass":
-        answer_fields["preference"] = (_LABEL_TYPE, ...)
-    answer = create_model(
-        "PassAnswer" if kind == "pass" else "GradeAnswer", __base__=_Strict, **answer_fields
-    )
-    return answer.model_json_schema()
+def _score(kind: str) -> dict[str, object]:
+    if kind == "binary":
+        return {"type": "boolean"}
+    # An enum rather than minimum/maximum: every grammar engine constrains an enum, some
+    # (llama-cpp-python's) ignore integer bounds and let a small model write 0.
+    return {"type": "integer", "enum": list(range(SCALE_MIN, SCALE_MAX + 1))}
 
 
-def _narrow(kind: Literal["pass", "grade"], rubric: Rubric) -> dict[str, Any]:
-    """The template with the rubric's criterion names and count; shared parts not copied."""
-    template: dict[str, Any] = _template(kind)
-    ((item_name, item),) = template["$defs"].items()
-    properties = dict(item["properties"])
-    properties["name"] = {"enum": list(rubric.names), **properties["name"]}
-    scores = {**template["properties"]["scores"], "minItems": len(rubric.criteria)}
+def _text(field: str) -> dict[str, object]:
+    return {"type": "string", "maxLength": TEXT_BOUNDS[field]}
+
+
+def _object(properties: dict[str, object]) -> dict[str, object]:
+    """An object with exactly these properties, in this order, all required."""
     return {
-        **template,
-        "$defs": {item_name: {**item, "properties": properties}},
-        "properties": {**template["properties"], "scores": scores},
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
     }
 
 
-def _wrap(name: str, schema: dict[str, Any]) -> dict[str, object]:
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+def _scores_answer(kind: Literal["pass", "grade"], rubric: Rubric) -> dict[str, object]:
+    """A pass or grade answer for this rubric, `scores` as a mapping (which the protocol
+    accepts): each criterion is a property of its own, so a constrained judge scores every
+    criterion exactly once, in the rubric's order, with a score of its type. Each
+    justification comes before its score, so the judge writes its reason first."""
+    items: dict[str, object] = {}
+    for criterion in rubric.criteria:
+        score = _score(criterion.type)
+        if kind == "pass":
+            items[criterion.name] = _object(
+                {
+                    "justification_A": _text("justification"),
+                    "justification_B": _text("justification"),
+                    "score_A": score,
+                    "score_B": score,
+                }
+            )
+        else:
+            items[criterion.name] = _object(
+                {"justification": _text("justification"), "score": score}
+            )
+    answer: dict[str, object] = {
+        "scores": _object(items),
+        "overall_justification": _text("overall_justification"),
+    }
+    if kind == "pass":
+        answer["preference"] = {"type": "string", "enum": list(LABELS)}
+    return _object(answer)
 
 
 @functools.lru_cache(maxsize=1024)
-def pass_format(rubric: Rubric) -> dict[str, object]:
-    """Phase 2: one score pair per rubric criterion, the overall justification, the label."""
-    return _wrap("pairwise_pass", _narrow("pass", rubric))
+def pass_format(rubric: Rubric, dialect: Dialect = "json_schema") -> dict[str, object]:
+    """Phase 2: both scores of every rubric criterion, the overall justification, the label."""
+    return shape(dialect, "pairwise_pass", _scores_answer("pass", rubric))
 
 
 @functools.lru_cache(maxsize=1024)
-def grade_format(rubric: Rubric) -> dict[str, object]:
-    """Pointwise: one score per rubric criterion and the overall justification."""
-    return _wrap("pointwise_grade", _narrow("grade", rubric))
+def grade_format(rubric: Rubric, dialect: Dialect = "json_schema") -> dict[str, object]:
+    """Pointwise: the score of every rubric criterion and the overall justification."""
+    return shape(dialect, "pointwise_grade", _scores_answer("grade", rubric))

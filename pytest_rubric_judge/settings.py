@@ -39,6 +39,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    from .budget import JudgeBudget
     from .gates import Gate
 
 # The option table and its parsers live in `options`; these names are kept here too.
@@ -92,6 +93,19 @@ class Settings:
     judge_report_md: Path | None = None
     #: Suite-level gates, checked over every comparison of the run.
     judge_fail_under: tuple[Gate, ...] = ()
+    #: The earlier JSON report to diff this run's against (absolute), or None.
+    judge_compare_to: Path | None = None
+    judge_fail_on_regression: bool = False
+    #: Sequential judging: the confidence (None: off), the most samples, and what an
+    #: undecided assertion makes of its test ("fail", "error" or "skip").
+    judge_confidence: float | None = None
+    judge_max_samples: int = 16
+    judge_undecided: str = "fail"
+    #: Rubric lock files (`locks`), the spend budget and the dry run (`budget`).
+    judge_lock_rubrics: bool = False
+    judge_check_rubrics: bool = False
+    judge_budget: JudgeBudget | None = None
+    judge_dry_run: bool = False
     #: From RUBRIC_JUDGE_API_KEY or OPENAI_API_KEY; shown as '***'.
     api_key: Secret | None = None
 
@@ -192,7 +206,12 @@ def read_settings(sources: Sources) -> Settings:
             f"--judge-panel-rubric {values['judge_panel_rubric']} is not a panel member; "
             f"the panel has {len(panel)} judges (0-based)"
         )
-    for dest in ("judge_report", "judge_report_md"):
+    if values["judge_check_rubrics"] and values["judge_cache"] == "replay":
+        raise OptionError(
+            "--judge-check-rubrics asks the judge again, which --judge-cache=replay "
+            "forbids; drop one of them"
+        )
+    for dest in ("judge_report", "judge_report_md", "judge_compare_to"):
         if values[dest] is not None:
             values[dest] = _report_path(sources, dest, str(values[dest]))
     return Settings(**values, api_key=api_key_from_env(sources.environ))

@@ -88,6 +88,8 @@ def clean_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        if value.isascii() and value.isprintable():
+            return value.strip()  # no control character, no surrogate: nothing to drop
         text = value
     else:
         try:
@@ -114,6 +116,9 @@ def validation_message(error: ValidationError, where: str) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
+_SNAKE = re.compile(r"[a-z][a-z0-9_]*")
+
+
 @functools.lru_cache(maxsize=4096)
 def snake_name(name: str) -> str | None:
     """`name` as a snake_case criterion name, or None when it cannot be one.
@@ -122,6 +127,8 @@ def snake_name(name: str) -> str | None:
     characters, starting with a letter. Rubric and pass names are matched this way, so a
     judge that writes "Factual Accuracy" in its pass still scores `factual_accuracy`.
     """
+    if len(name) <= MAX_NAME_CHARS and _SNAKE.fullmatch(name):
+        return name  # already a valid name ("a_", "a__b" included): kept as it is
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     snake = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
     snake = snake[:MAX_NAME_CHARS].rstrip("_")
@@ -166,6 +173,8 @@ def coerce_score(criterion: Criterion, value: object, *, field: str) -> ScoreVal
     Judges write "4", 4.0 or "yes"; these are read as meant. Anything else (3.5, "four",
     6, a bool on a scale) is a ParseError naming the criterion and `field` (e.g. score_A).
     """
+    if type(value) is int and SCALE_MIN <= value <= SCALE_MAX and criterion.type == "scale":
+        return value  # (the common case, read as below)
     where = f"criterion {criterion.name!r}: {field}"
     if value is None:
         raise ParseError(f"{where} is missing")

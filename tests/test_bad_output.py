@@ -141,11 +141,6 @@ BAD_RUBRICS: list[tuple[str, str, str]] = [
         "criterion 'accuracy': weight is 0; it must be greater than 0",
     ),
     (
-        "criterion-duplicated",
-        rubric_yaml_answer([*DEFAULT_CRITERIA, DEFAULT_CRITERIA[0]]),
-        "criterion name 'accuracy' appears more than once",
-    ),
-    (
         "one-criterion",
         rubric_yaml_answer(DEFAULT_CRITERIA[:1]),
         "rubric has 1 criterion; write between 2 and 8",

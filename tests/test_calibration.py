@@ -319,6 +319,8 @@ def test_command_on_each_format(
     assert data["position_consistency"]["interval"]["n"] == 20
     printed = capsys.readouterr().out
     assert "reconciled agreement" in printed and "expected calibration error" in printed
+    assert data["kappa"]["reconciled"]["observed"] == 1.0  # no ties: both orders right
+    assert data["format_probe"]["pairs"] == 10 and "Cohen's kappa" in printed
     pytest.importorskip("matplotlib")
     assert (out / "reliability.png").stat().st_size > 0
 

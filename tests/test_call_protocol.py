@@ -14,6 +14,7 @@ from pytest_rubric_judge.cache import JudgeCache
 from pytest_rubric_judge.calls import CallCore, drive_blocking
 from pytest_rubric_judge.callspec import REPAIR_QUOTE_CHARS, Request
 from pytest_rubric_judge.config import JudgeConfig
+from pytest_rubric_judge.dialects import PROBE_ORDER
 from pytest_rubric_judge.errors import (
     CacheMissError,
     JudgeNotConfiguredError,
@@ -49,9 +50,9 @@ def core(tmp_path: Path | None = None, mode: str = "rw", **config: object) -> Ca
     return CallCore(JudgeConfig(model="m", **config), cache, model=lambda: "m", can_ask=True)  # type: ignore[arg-type]
 
 
-def refused(status: int) -> JudgeUnavailableError:
+def refused(status: int, said: str = "") -> JudgeUnavailableError:
     error = JudgeUnavailableError(f"HTTP {status}")
-    error.status, error.cause = status, "status"
+    error.status, error.cause, error.said = status, "status", said
     return error
 
 
@@ -112,24 +113,87 @@ def test_an_answer_cut_at_max_tokens_is_repaired_even_if_it_parses() -> None:
     assert info.repaired
 
 
-@pytest.mark.parametrize("status", [400, 404, 415, 422, 501])
-def test_a_schema_refusal_falls_back_and_is_not_a_judge_error(status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "said", "dialects"),
+    [
+        # A server without structured output at all: straight to no constraint.
+        (415, "", ["json_schema", None]),
+        (501, "", ["json_schema", None]),
+        # A refusal that names the request field: each dialect in turn, then none.
+        (400, "response_format is not supported", [*PROBE_ORDER[:1], *PROBE_ORDER[2:], None]),
+        (404, "unknown field json_schema", [*PROBE_ORDER[:1], *PROBE_ORDER[2:], None]),
+        (422, "response_format: unknown variant", [*PROBE_ORDER[:1], *PROBE_ORDER[2:], None]),
+        (
+            500,
+            "Input should be 'text' or 'json_object'",
+            [*PROBE_ORDER[:1], *PROBE_ORDER[2:], None],
+        ),
+        # OpenAI's strict subset refuses the length bounds: the same form without them.
+        (400, "'maxLength' is not permitted", [*PROBE_ORDER, None]),
+    ],
+)
+def test_a_schema_refusal_falls_back_and_is_not_a_judge_error(
+    status: int, said: str, dialects: list[str | None]
+) -> None:
     judge = core(structured_output="auto")
     sent: list[Request] = []
 
     def send(request: Request) -> Completion:
         sent.append(request)
         if request.response_format is not None:
-            raise refused(status)
+            raise refused(status, said)
         return completion(RUBRIC_ANSWER)
 
     drive_blocking(judge.protocol(judge.rubric_spec("q", None)), send)
-    assert [r.response_format is None for r in sent] == [False, True]
+    assert [_dialect_of(r.response_format) for r in sent] == dialects
     stats = judge.stats.as_dict()
     assert stats["judge_errors"] == 0
-    assert stats["structured_fallbacks"] == 1
-    assert stats["requests"] == 2
+    assert stats["structured_fallbacks"] == len(dialects) - 1
+    assert stats["requests"] == len(dialects)
     assert not judge.structured_wanted()  # for the rest of the session
+
+
+def _dialect_of(response_format: dict[str, object] | None) -> str | None:
+    """Which dialect a request's `response_format` is written in."""
+    if response_format is None:
+        return None
+    kind = response_format["type"]
+    if kind == "json_schema":
+        return "json_schema" if "maxLength" in json.dumps(response_format) else "openai_strict"
+    if kind == "json":
+        return "tgi_json"
+    return "json_object_schema" if "schema" in response_format else "json_object"
+
+
+@pytest.mark.parametrize(
+    ("status", "said"), [(400, "context length exceeded"), (404, "model m not found")]
+)
+def test_a_refusal_that_does_not_name_the_schema_is_an_error(status: int, said: str) -> None:
+    judge = core(structured_output="auto")
+
+    def send(request: Request) -> Completion:
+        raise refused(status, said)
+
+    with pytest.raises(JudgeUnavailableError):
+        drive_blocking(judge.protocol(judge.rubric_spec("q", None)), send)
+    assert judge.stats.as_dict()["structured_fallbacks"] == 0
+    assert judge.dialects.current == "json_schema"
+
+
+def test_a_confirmed_dialect_is_kept_when_one_request_is_refused() -> None:
+    judge = core(structured_output="auto")
+    drive_blocking(
+        judge.protocol(judge.rubric_spec("q", None)), lambda _: completion(RUBRIC_ANSWER)
+    )
+    assert judge.dialects.confirmed
+
+    def send(request: Request) -> Completion:
+        raise refused(400, "schema too complex for this request")
+
+    with pytest.raises(JudgeUnavailableError):
+        drive_blocking(judge.protocol(judge.rubric_spec("q2", None)), send)
+    assert judge.dialects.current == "json_schema"
+    assert judge.stats.as_dict()["structured_fallbacks"] == 0
 
 
 @pytest.mark.parametrize(("mode", "status"), [("json_schema", 501), ("auto", 500), ("auto", 401)])

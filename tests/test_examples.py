@@ -219,3 +219,39 @@ def test_the_replay_only_ci_job_installs_the_light_package() -> None:
     runs = " ".join(str(step.get("run", "")) for step in steps)
     if " -n " in runs:  # -n needs pytest-xdist, which the light package does not bring
         assert any("pytest-xdist" in command for command in installs)
+
+
+# -- the workflow example: locks, dry run, budget, diff ----------------------------------
+
+WORKFLOW = EXAMPLES / "workflow"
+
+
+def test_the_workflow_example_runs_as_its_readme_says(tmp_path: Path) -> None:
+    """examples/workflow/run_workflow.py checks each step itself; its README's numbers are
+    the ones it checks."""
+    done = subprocess.run(
+        [sys.executable, str(WORKFLOW / "run_workflow.py"), "--dir", str(tmp_path / "suite")],
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S * 5,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "every step behaved as examples/workflow/README.md says" in out
+    assert len(list((tmp_path / "suite" / "judge_rubrics").glob("*/*.yaml"))) == 7
+    readme = (WORKFLOW / "README.md").read_text()
+    for line in (
+        "rubric locks: 7 rubric(s) locked in 7 lock file(s)",
+        "rubric locks: 7 locked rubric(s) used from lock files, with no rubric request",
+        "dry run: 0 judge calls cached, at least 16 would be asked",
+        "judge budget: 4 of 4 requests spent, 0 left",
+        "REGRESSED test_notre_dame.py::test_answer_not_worse[statue]",
+    ):
+        assert line in readme and line in out, line
+    # The commands the README shows are the ones the script runs.
+    for command in re.findall(r"^\$ (pytest .*|rubric-judge diff .*)$", out, re.MULTILINE):
+        assert command in readme, command
+    # The committed example suite was not touched.
+    assert not (EXAMPLES / "judge_rubrics").exists()

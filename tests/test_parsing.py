@@ -6,6 +6,8 @@ import json
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_rubric_judge import loading
 from pytest_rubric_judge.errors import ParseError
@@ -488,10 +490,25 @@ def test_rubric_name_must_start_with_a_letter() -> None:
         parse_rubric(text)
 
 
-def test_rubric_duplicate_names_after_normalization_are_refused() -> None:
-    text = "criteria:\n  - {name: accuracy, weight: 1}\n  - {name: Accuracy, weight: 1}\n"
-    with pytest.raises(ParseError, match="'accuracy' appears more than once"):
-        parse_rubric(text)
+def test_rubric_repeated_names_are_kept_renamed_with_a_warning() -> None:
+    text = (
+        "criteria:\n  - {name: accuracy, weight: 1}\n  - {name: Accuracy, weight: 1}\n"
+        "  - {name: accuracy, weight: 1}\n"
+    )
+    rubric = parse_rubric(text)
+    assert rubric.names == ("accuracy", "accuracy_2", "accuracy_3")
+    assert "criterion name 'Accuracy' repeats 'accuracy'; renamed 'accuracy_2'" in rubric.warnings
+
+
+_NAMES = st.sampled_from(["a", "A", "a_2", "x" * 40, "X" * 40, "x" * 38 + "_2"])
+
+
+@given(st.lists(_NAMES, min_size=2, max_size=8))
+def test_rubric_names_are_unique_and_valid_whatever_repeats(names: list[str]) -> None:
+    text = "criteria:\n" + "".join(f"  - {{name: {n}, weight: 1}}\n" for n in names)
+    rubric = parse_rubric(text)
+    assert len(set(rubric.names)) == len(names)
+    assert all(1 <= len(n) <= 40 for n in rubric.names)
 
 
 @pytest.mark.parametrize("count", [1, 9])

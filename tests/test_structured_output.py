@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 
-from pytest_rubric_judge import Judge, JudgeUnavailableError
+from pytest_rubric_judge import Judge, JudgeUnavailableError, schemas
+from pytest_rubric_judge.models import Rubric
+from pytest_rubric_judge.parsing import parse_grade, parse_pass
 from pytest_rubric_judge.testing import FakeJudge, FixedPolicy
 
 CRITERIA = [
@@ -29,8 +35,10 @@ def test_auto_sends_schemas_narrowed_to_the_rubric(fake_judge: FakeJudge) -> Non
     assert (criteria["minItems"], criteria["maxItems"]) == (2, 8)
     assert isinstance(pass_format, dict)
     pass_schema = pass_format["json_schema"]["schema"]
-    names = next(iter(pass_schema["$defs"].values()))["properties"]["name"]["enum"]
-    assert names == ["accuracy", "completeness", "clarity"]
+    scores = pass_schema["properties"]["scores"]
+    names = ["accuracy", "completeness", "clarity"]
+    assert list(scores["properties"]) == scores["required"] == names
+    assert scores["additionalProperties"] is False
     assert pass_schema["properties"]["preference"]["enum"] == ["A>B", "B>A", "A=B", "A=B (bothbad)"]
     assert pass_format["json_schema"]["strict"] is True
 
@@ -43,12 +51,16 @@ def test_auto_falls_back_once_when_the_server_rejects_schemas(fake_judge: FakeJu
         verdict = judge.compare("q", "a", "b", criteria=CRITERIA)
         judge.compare("q", "a", "c", criteria=CRITERIA)
         assert judge.stats.structured_fallbacks == 1
-        assert judge.sampling["structured_output"] is False
+        # The next dialect (llama-cpp-python's form) was taken, and is kept.
+        assert judge.sampling["structured_output"] == "json_object_schema"
+        assert judge.structured_dialect == "json_object_schema"
     formats = _formats(fake_judge)
-    assert formats[0] is not None  # the rejected request carried a schema
+    assert isinstance(formats[0], dict) and formats[0]["type"] == "json_schema"
     # The other pass of the first comparison was already in flight; everything sent after
-    # the rejection is plain prompting.
-    assert formats[-2:] == [None, None]
+    # the rejection is in the next dialect.
+    for later in formats[-2:]:
+        assert isinstance(later, dict)
+        assert later["type"] == "json_object" and "criteria" not in later["schema"]["properties"]
     assert len(formats) in (4, 5)
     assert verdict.preference in ("A>B", "B>A", "A=B", "A=B (bothbad)")
 
@@ -63,13 +75,14 @@ def test_json_schema_mode_does_not_fall_back(fake_judge: FakeJudge) -> None:
 
 
 def test_off_sends_no_schema_and_keys_differ(fake_judge: FakeJudge, tmp_path: object) -> None:
+    with Judge(fake_judge.url, fake_judge.model, cache_dir=str(tmp_path)) as judge:
+        judge.compare("q", "a", "b", criteria=CRITERIA)
+    assert fake_judge.request_count == 2
     with Judge(
         fake_judge.url, fake_judge.model, structured_output="off", cache_dir=str(tmp_path)
     ) as judge:
         judge.compare("q", "a", "b", criteria=CRITERIA)
-    assert _formats(fake_judge) == [None, None]
-    with Judge(fake_judge.url, fake_judge.model, cache_dir=str(tmp_path)) as judge:
-        judge.compare("q", "a", "b", criteria=CRITERIA)
+    assert _formats(fake_judge)[2:] == [None, None]
     assert fake_judge.request_count == 4  # structured on/off is part of the cache key
 
 
@@ -112,55 +125,48 @@ def test_json_answers_as_a_constrained_server_writes_them(fake_judge: FakeJudge)
     assert verdict.weighted_b == pytest.approx(1.0)
 
 
-def _pydantic_schema(kind: str, names: list[str]) -> dict[str, object]:
-    """The pass or grade schema built the slow way: pydantic models narrowed to `names`."""
-    from typing import Any, Literal
+_NAME = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+_CRITERIA = st.lists(
+    st.tuples(_NAME, st.sampled_from(["scale", "binary"])),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda c: c[0],
+)
 
-    from pydantic import Field, create_model
 
-    from pytest_rubric_judge.schemas import _LABEL_TYPE, _score_type, _Strict
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_CRITERIA, st.data())
+def test_every_answer_the_schema_allows_is_read_whole(
+    criteria: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    """Trust boundary: whatever a constrained server writes within the schema is a valid
+    answer, every criterion scored with a score of its type."""
+    rubric = Rubric.of([{"name": n, "weight": 1, "type": t} for n, t in criteria], source="user")
+    for kind, parse in (("pass", parse_pass), ("grade", parse_grade)):
+        schema_format = (schemas.pass_format if kind == "pass" else schemas.grade_format)(rubric)
+        schema = schema_format["json_schema"]["schema"]  # type: ignore[index]
+        answer = data.draw(from_schema(schema), label=kind)
+        jsonschema.validate(answer, schema)
+        parsed = parse(json.dumps(answer), rubric)  # type: ignore[operator]
+        assert {s.name for s in parsed.scores} == set(rubric.names)
 
-    item_fields: dict[str, Any] = {"name": (Literal[tuple(names)], ...)}
-    answer_fields: dict[str, Any] = {}
-    if kind == "pass":
-        item_fields.update(
-            score_A=(_score_type(), ...),
-            score_B=(_score_type(), ...),
-            justification_A=(str, ...),
-            justification_B=(str, ...),
+
+@settings(deadline=None)
+@given(_CRITERIA)
+def test_an_answer_missing_a_criterion_or_scoring_it_twice_is_outside_the_schema(
+    criteria: list[tuple[str, str]],
+) -> None:
+    rubric = Rubric.of([{"name": n, "weight": 1, "type": t} for n, t in criteria], source="user")
+    schema = schemas.grade_format(rubric)["json_schema"]["schema"]  # type: ignore[index]
+    score = {"justification": "ok", "score": 3}
+    whole = {n: {**score, "score": True if t == "binary" else 3} for n, t in criteria}
+    jsonschema.validate({"scores": whole, "overall_justification": "x"}, schema)
+    missing = dict(list(whole.items())[1:])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"scores": missing, "overall_justification": "x"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"scores": {**whole, "other": score}, "overall_justification": "x"}, schema
         )
-        answer_fields["preference"] = (_LABEL_TYPE, ...)
-    else:
-        item_fields.update(score=(_score_type(), ...), justification=(str, ...))
-    item = create_model(
-        "CriterionScores" if kind == "pass" else "CriterionScore", __base__=_Strict, **item_fields
-    )
-    answer = create_model(
-        "PassAnswer" if kind == "pass" else "GradeAnswer",
-        __base__=_Strict,
-        scores=(list[item], Field(min_length=len(names))),  # type: ignore[valid-type]
-        overall_justification=(str, ...),
-        **answer_fields,
-    )
-    return answer.model_json_schema()
-
-
-@pytest.mark.parametrize("names", [["accuracy", "clarity"], ["accuracy", "completeness", "cites"]])
-def test_narrowed_schemas_equal_the_pydantic_models_of_the_rubric(names: list[str]) -> None:
-    from pytest_rubric_judge import schemas
-    from pytest_rubric_judge.models import Rubric
-
-    rubric = Rubric.of([{"name": n, "weight": 1} for n in names], source="user")
-    passed = schemas.pass_format(rubric)["json_schema"]
-    graded = schemas.grade_format(rubric)["json_schema"]
-    assert isinstance(passed, dict) and isinstance(graded, dict)
-    # Same content and the same bytes on the wire.
-    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_schema("pass", names))
-    assert json.dumps(graded["schema"]) == json.dumps(_pydantic_schema("grade", names))
-    # Narrowing one rubric leaves the shared template, and other rubrics' schemas, alone.
-    other = schemas.pass_format(Rubric.of([{"name": "zzz", "weight": 1}], source="user"))
-    assert json.dumps(passed["schema"]) == json.dumps(_pydantic_schema("pass", names))
-    other_schema = other["json_schema"]["schema"]  # type: ignore[index]
-    assert other_schema["properties"]["scores"]["minItems"] == 1
-    # One criterion: an enum of one name (pydantic would write a const; both mean the same).
-    assert other_schema["$defs"]["CriterionScores"]["properties"]["name"]["enum"] == ["zzz"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"scores": whole, "overall_justification": "x" * 601}, schema)

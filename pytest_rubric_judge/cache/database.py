@@ -75,7 +75,11 @@ def _readable() -> Iterator[None]:
     try:
         yield
     except UnicodeDecodeError as error:
-        raise sqlite3.DatabaseError(f"database disk image is malformed ({error.reason})") from None
+        raise _malformed(error) from None
+
+
+def _malformed(error: UnicodeDecodeError) -> sqlite3.DatabaseError:
+    return sqlite3.DatabaseError(f"database disk image is malformed ({error.reason})")
 
 
 def _connect(db: Path, option: str, timeout_s: float) -> sqlite3.Connection:
@@ -197,8 +201,11 @@ class ReadOnlyDatabase:
         if self._empty and not self._has_cache_table():
             return []
         try:
-            with self._lock, _readable():
+            with self._lock:  # (`_readable`'s work, inline: every lookup comes here)
                 return self._connection.execute(query, arguments).fetchall()
+        except UnicodeDecodeError as error:
+            damaged = _malformed(error)
+            raise self._error(damaged) from damaged
         except sqlite3.Error as error:
             raise self._error(error) from error
 

@@ -10,6 +10,7 @@ name looks like a credential, or a bearer string, is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -39,9 +40,14 @@ def canonical_json(value: object) -> str:
     always gives the same text, on every machine and Python version.
     Raises TypeError for values JSON cannot hold and ValueError for NaN or infinity.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
+
+
+#: `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+#: allow_nan=False)`, with the encoder built once (it keeps no state between calls).
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def cache_key(fields: Mapping[str, object]) -> str:
@@ -49,10 +55,12 @@ def cache_key(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)
 def _looks_secret(name: str) -> bool:
     """Whether a parameter name names a credential (``api_key``, ``Authorization``, ...).
 
-    Matched per word so that ``max_tokens`` is not mistaken for a ``token``.
+    Matched per word so that ``max_tokens`` is not mistaken for a ``token``. Remembered
+    per name: every key scans the same few names.
     """
     words = _WORD_SPLIT.split(_CAMEL_BOUNDARY.sub("_", name).lower())
     if any(word in _SECRET_WORDS for word in words):
@@ -79,6 +87,19 @@ def _refuse_secrets(where: str, value: object, path: str = "") -> None:
             f"{where} parameter {path!r} holds a bearer token; credentials are never part "
             "of a cache key"
         )
+
+
+def _may_hold_secrets(sampling: Mapping[str, object]) -> bool:
+    """Whether `_refuse_secrets` could find anything in `sampling`. It cannot when every
+    name is a known sampling parameter (none of them looks like a credential) and every
+    value a JSON scalar, no string a bearer token: the judge's own parameters, checked
+    without the scan. Such parameters are also plain JSON as they are."""
+    for name, value in sampling.items():
+        if name not in _PLAIN_SAMPLING or (value is not None and type(value) not in _SCALARS):
+            return True
+        if type(value) is str and value[:7].lower() == "bearer ":
+            return True
+    return False
 
 
 def _sampling(sampling: Mapping[str, object]) -> dict[str, object]:
@@ -138,7 +159,8 @@ def keyed_fields(
             raise ValueError("a grade needs the rubric and exactly one response (slot A)")
     else:
         raise ValueError(f"invalid cache key kind {kind!r}: expected 'rubric', 'pass' or 'grade'")
-    if not (
+    scan = _may_hold_secrets(sampling)
+    if scan and not (
         sampling.keys() <= _PLAIN_SAMPLING
         and not any(isinstance(v, str) for v in sampling.values())
     ):
@@ -165,7 +187,7 @@ def keyed_fields(
             fields["extra"] = json.loads(canonical_json(dict(extra)))  # tuples become lists
         if rubric is not None and not _plain_rubric(rubric):
             fields["rubric"] = json.loads(canonical_json(rubric))
-        if not _plain_rubric([fields["sampling"]]):
+        if scan and not _plain_rubric([fields["sampling"]]):
             fields["sampling"] = json.loads(canonical_json(fields["sampling"]))
         text = canonical_json(fields)
     except (TypeError, ValueError) as exc:

@@ -358,10 +358,9 @@ class JudgeCache:
     def _write(self, entries: list[CacheEntry]) -> None:
         writer = self._open_writer(create=True)
         assert writer is not None  # a writing mode always has a directory
-        store = writer.store
-        with writer.errors(writing=True), store.transact(retry=False):
-            for entry in entries:
-                store.set(entry.key, entry.model_dump_json(), retry=False)
+        texts = [(entry.key, entry.model_dump_json()) for entry in entries]
+        with writer.errors(writing=True):
+            writer.put_texts(texts)
 
     # -- inspection ------------------------------------------------------------------
 

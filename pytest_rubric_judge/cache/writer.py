@@ -21,6 +21,11 @@ What diskcache gives, and what is used of it:
   (`database`), because diskcache cannot open a database read-only (replay must work on
   a read-only disk), opens one connection per thread, and fails a lookup outright when
   one stored text has a damaged byte.
+- Not its per-item `set` for the answers themselves: `Writer.put_texts` stores a batch
+  with one statement inside diskcache's transaction (`Cache.transact`), writing the row
+  `set` writes for a short text (inline, mode raw, no expiry, no tag) and removing any
+  file an old row pointed to after the commit, as `set` does. A batch of answers costs
+  SQLite's work and little besides; diskcache's own triggers keep its count and size.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +67,21 @@ class TextDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache.Disk is untyp
         return super().fetch(mode, filename, value, read)
 
 
+#: One row as `diskcache.Cache.set` writes a text value kept inline: a str key (raw 1),
+#: stored now, no expiry, never accessed, no tag, size 0, mode raw, no file. The row
+#: under the same key is updated in place, as `set` does.
+_UPSERT = (
+    "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag,"
+    " size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, 0, ?, NULL, ?)"
+    " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
+    " expire_time = NULL, access_time = excluded.access_time, access_count = 0, tag = NULL,"
+    " size = 0, mode = excluded.mode, filename = NULL, value = excluded.value"
+)
+#: Keys per query when looking for files that replaced rows pointed to (under SQLite's
+#: oldest limit on parameters, 999).
+_KEYS_PER_QUERY = 500
+
+
 class Writer:
     """The diskcache a cache writes through, with SQLite and disk errors named for their
     cause. Lookups read through `database.ReadOnlyDatabase` in every mode."""
@@ -69,6 +89,31 @@ class Writer:
     def __init__(self, store: diskcache.Cache, path: Path) -> None:
         self.store = store
         self.path = path
+
+    def put_texts(self, items: Sequence[tuple[str, str]]) -> None:
+        """Store each (key, JSON text), replacing what is under the key, in one
+        transaction: all of them or, when it fails, none. Raises `diskcache.Timeout` when
+        another writer holds the lock too long, and sqlite3 errors as met (callers wrap
+        this in `errors`)."""
+        for _, text in items:
+            if type(text) is not str:  # what `TextDisk.store` refuses
+                raise TypeError("the judge cache stores JSON text only")
+        store = self.store
+        now = time.time()
+        rows = [(key, now, now, diskcache.core.MODE_RAW, text) for key, text in items]
+        with store.transact(retry=False):
+            connection: sqlite3.Connection = store._con  # the transaction's connection
+            try:
+                replaced = _old_files(connection, [key for key, _ in items])
+                connection.executemany(_UPSERT, rows)
+            except sqlite3.Error:
+                if not connection.in_transaction:
+                    # SQLite rolled the whole transaction back itself (a full disk can):
+                    # give diskcache's ROLLBACK one to end, so the error raised is this one.
+                    connection.execute("BEGIN")
+                raise
+        for name in replaced:  # after the commit, as `Cache.set` cleans up
+            store._disk.remove(name)
 
     @contextmanager
     def errors(self, *, writing: bool) -> Iterator[None]:
@@ -109,6 +154,21 @@ class DirectoryLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = None
+
+
+def _old_files(connection: sqlite3.Connection, keys: list[str]) -> list[str]:
+    """The files that rows under `keys` keep their values in (none that this cache wrote:
+    it keeps every value inline, but another diskcache user may not have)."""
+    found: list[str] = []
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ",".join("?" * len(chunk))
+        query = (
+            "SELECT filename FROM Cache WHERE filename IS NOT NULL AND raw = 1"
+            f" AND key IN ({marks})"
+        )
+        found.extend(name for (name,) in connection.execute(query, chunk))
+    return found
 
 
 def open_store(path: Path, timeout_s: float) -> Writer:

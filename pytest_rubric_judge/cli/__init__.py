@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import JudgeError
 from . import options
 
-SUBCOMMANDS: tuple[str, ...] = ("compare", "cache", "calibrate", "show")
+SUBCOMMANDS: tuple[str, ...] = ("compare", "merge", "cache", "calibrate", "show", "doctor", "diff")
 
 
 def build_parser() -> argparse.ArgumentParser:

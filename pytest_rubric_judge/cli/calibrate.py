@@ -1,12 +1,15 @@
 """`rubric-judge calibrate`: measure a judge against labelled preferences.
 
-    rubric-judge calibrate GOLD.jsonl --out DIR [--format auto] [--concurrency N] [judge options]
+    rubric-judge calibrate GOLD.jsonl --out DIR [--format auto] [--concurrency N]
+                           [--format-probe N] [judge options]
 
 Reads a gold file in this project's format, JudgeBench's or RewardBench's (detected from the
-fields, or chosen with `--format`), judges every pair in both orders, and writes
+fields, or chosen with `--format`), judges every pair in both orders, then the format probe
+(`--format-probe` gold rows' plain responses against the same words as Markdown), and writes
 `calibration.json` and (with matplotlib) `reliability.png` into DIR, with a readable summary
-on stdout. When no pair could be judged it exits with status 1 and names the most common
-cause in one line on stderr. See docs/calibration.md for what each metric means.
+on stdout (kappa beside raw agreement, and any self-preference warning). When no pair could
+be judged it exits with status 1 and names the most common cause in one line on stderr. See
+docs/calibration.md for what each metric means.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from ..batch import DEFAULT_CONCURRENCY
 from ..calibration import (
+    DEFAULT_FORMAT_PROBE,
     CalibrationReport,
     GoldFormatError,
     GoldRow,
@@ -29,8 +33,9 @@ from ..calibration import (
     summary_text,
     write_json,
 )
+from ..format_probe import FormatProbe, probe_pairs, run_format_probe
 from ..models import Verdict
-from ..options import positive_int
+from ..options import non_negative_int, positive_int
 from . import options
 from .pipes import quiet_broken_pipe
 from .progress import Progress
@@ -66,6 +71,16 @@ def register(subparsers: Any) -> None:
         help=f"judge requests in flight ({DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
+        "--format-probe",
+        type=non_negative_int,
+        default=DEFAULT_FORMAT_PROBE,
+        metavar="N",
+        help=(
+            "judge N gold rows' plain responses against the same words as Markdown, to "
+            f"measure a preference for formatting ({DEFAULT_FORMAT_PROBE}; 0 skips it)"
+        ),
+    )
+    parser.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
         default="auto",
@@ -89,9 +104,11 @@ def run(args: argparse.Namespace) -> int:
         raise options.CommandError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     enabled = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    progress = Progress(len(gold), sys.stderr, enabled=enabled)
+    probes = len(probe_pairs(gold, args.format_probe))
+    progress = Progress(len(gold) + probes, sys.stderr, enabled=enabled)
     pairs: list[tuple[GoldRow, Verdict]] = []
     errors: list[dict[str, str]] = []
+    probe: FormatProbe | None = None
     judge = options.judge_from_args(args)
     with judge:
         for row, verdict, message in judge_gold(judge, gold, concurrency=args.concurrency):
@@ -100,9 +117,17 @@ def run(args: argparse.Namespace) -> int:
                 errors.append({"id": row.id, "error": message or ""})
             else:
                 pairs.append((row, verdict))
+        if args.format_probe and pairs:  # no probe when the judge answered nothing
+            probe = run_format_probe(
+                judge,
+                gold,
+                args.format_probe,
+                concurrency=args.concurrency,
+                on_result=lambda ok: progress.update(ok=ok),
+            )
     progress.finish()
     pairs.sort(key=lambda item: item[0].index)
-    report: CalibrationReport = compute_report(pairs, errors, rows=len(gold))
+    report: CalibrationReport = compute_report(pairs, errors, rows=len(gold), format_probe=probe)
     write_json(report, out / CALIBRATION)
     print(summary_text(report))
     print(f"wrote {out / CALIBRATION}")

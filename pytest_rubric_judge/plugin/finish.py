@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .diff import compare_run, show_diff
 from .state import RubricJudgePlugin, plugin_key
 
 if TYPE_CHECKING:
@@ -34,11 +35,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     for note in state.cache_notes():
         state.add_note(note)
+    for note in state.controls.summary_lines(state.totals()):  # budget, dry run, locks
+        state.add_note(note)
+    if state.controls.failed() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a lock file was not written
     records, errors = state.sorted_records(), state.sorted_errors()
     settings = state.settings
     wanted = bool(records or errors or settings.judge_fail_under)
     wanted = wanted or bool(settings.judge_report or settings.judge_report_md)
+    wanted = wanted or settings.judge_compare_to is not None
     report = _finish_run(state, session, records, errors) if wanted else None
+    if report is not None:
+        compare_run(state, session, report)  # before baselines: a regression may fail the run
     _write_baselines(state, session)
     if report is not None:
         report = report.model_copy(
@@ -198,6 +206,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     pairs = [(error.nodeid, error.message) for error in errors]
     for line in summary_lines(records, state.totals(), errors=pairs, notes=state.notes):
         terminalreporter.write_line(state.mask(line))
+    show_diff(terminalreporter, state)
 
 
 def _rates_line(aggregates: Aggregates) -> str:

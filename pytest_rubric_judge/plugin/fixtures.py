@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..baselines import baseline_path, read_baseline
-from .state import BaselineWrite, RubricJudgePlugin, baseline_key, get_plugin
+from .state import BaselineWrite, RubricJudgePlugin, baseline_key, get_plugin, qualified_name
 
 if TYPE_CHECKING:
     from ..judge import JudgeLike
@@ -32,12 +32,6 @@ def judge(pytestconfig: pytest.Config) -> JudgeLike:
     """
     __tracebackhide__ = True
     return get_plugin(pytestconfig).get_judge()
-
-
-def qualified_name(item: pytest.Item) -> str:
-    """The test's name with its classes: `TestA.test_x[param]` (`test_x[param]` outside one)."""
-    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
-    return ".".join([*classes, item.name])
 
 
 def _owners(item: pytest.Item) -> int:

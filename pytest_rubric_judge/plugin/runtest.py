@@ -35,7 +35,14 @@ import pytest
 from ..context import JudgeContext, judge_context
 from ..errors import JudgeError, JudgeNotConfiguredError, JudgeUnavailableError
 from .redaction import mask_report
-from .state import RubricJudgePlugin, get_plugin, judgments_key, outside_key, plugin_key
+from .state import (
+    RubricJudgePlugin,
+    get_plugin,
+    judgments_key,
+    outside_key,
+    plugin_key,
+    qualified_name,
+)
 from .usage import JudgeUsageError, criteria_mistake, unmarked_use
 
 if TYPE_CHECKING:
@@ -66,13 +73,45 @@ def _judged_failures() -> tuple[type[BaseException], ...]:
     return (module.JudgmentFailed, module.GradeFailed)
 
 
+def _undecided() -> type[BaseException] | None:
+    """`JudgeUndecided`, once the assertions are in use (else None)."""
+    module = sys.modules.get("pytest_rubric_judge.assertions")
+    return None if module is None else module.JudgeUndecided
+
+
+def _undecided_skips(item: pytest.Item) -> tuple[type[BaseException], ...]:
+    """`JudgeUndecided` when `--judge-undecided=skip` makes a skip of it (else none)."""
+    undecided = _undecided()
+    state = item.config.stash.get(plugin_key, None)
+    skip = state is not None and state.settings.judge_undecided == "skip"
+    return (undecided,) if skip and undecided is not None else ()
+
+
+def _undecided_error(state: RubricJudgePlugin, error: BaseException | None) -> bool:
+    """Whether `error` is an undecided assertion that `--judge-undecided=error` makes an
+    ERROR of (a judge error: it counts toward the `errors` gate)."""
+    undecided = _undecided()
+    return (
+        state.settings.judge_undecided == "error"
+        and undecided is not None
+        and isinstance(error, undecided)
+    )
+
+
 def is_suite(item: pytest.Item) -> bool:
     return item.get_closest_marker("judge_suite") is not None
 
 
 def _suite_failures(item: pytest.Item) -> tuple[type[BaseException], ...]:
-    """The judged failures a `judge_suite` test records instead of raising (else none)."""
-    return _judged_failures() if is_suite(item) else ()
+    """The judged failures a `judge_suite` test records instead of raising (else none):
+    an undecided assertion too, unless `--judge-undecided` makes an error or a skip of it."""
+    if not is_suite(item):
+        return ()
+    state = item.config.stash.get(plugin_key, None)
+    undecided = _undecided()
+    if undecided is None or (state is not None and state.settings.judge_undecided != "fail"):
+        return _judged_failures()
+    return (*_judged_failures(), undecided)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -94,9 +133,13 @@ def _run_judge(item: pytest.Item, state: RubricJudgePlugin) -> JudgeLike:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     state = get_plugin(item.config)
     context = JudgeContext(
-        get_judge=partial(_run_judge, item, state), on_judgment=partial(state.on_judgment, item)
+        get_judge=partial(_run_judge, item, state),
+        on_judgment=partial(state.on_judgment, item),
+        confidence=state.settings.judge_confidence,
+        max_samples=state.settings.judge_max_samples,
     )
-    with judge_context(context):
+    # `running`: the test's rubric lock file, and a dry run's skip (plugin/controls.py).
+    with judge_context(context), state.controls.running(item, qualified_name(item)):
         try:
             return (yield)
         except _suite_failures(item) as failure:
@@ -105,6 +148,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             swallowed = item.stash.setdefault(swallowed_key, [])
             swallowed.extend(_results_of(failure))
             return None
+        except _undecided_skips(item) as undecided:  # --judge-undecided=skip
+            message = str(undecided).splitlines()[0]
+            raise pytest.skip.Exception(message, _use_item_location=True) from undecided
         except (TypeError, ValueError) as error:
             mistake = criteria_mistake(error, Path(item.path))
             if mistake is None:
@@ -144,6 +190,7 @@ def _records(
 ) -> list[JudgmentRecord]:
     from ..models import Verdict
     from ..report.run_json import JudgmentRecord
+    from ..sequential import flakiness
 
     suite = is_suite(item)
     escaped = _escaped(item, call)
@@ -169,6 +216,9 @@ def _records(
                 verdict=verdict,
                 grade=judgment.grade,
                 index=index,
+                sample_wins=judgment.sample_wins,
+                sample_count=judgment.sample_count,
+                flakiness=flakiness(judgment.sample_wins, judgment.sample_count),
             )
         )
     return records
@@ -183,7 +233,9 @@ def pytest_runtest_makereport(
         return (yield)
     judgements: list[Judgment] = item.stash.get(judgments_key, []) if call.when == "call" else []
     records = _records(item, call, judgements) if judgements else []
-    judge_error = call.excinfo is not None and isinstance(call.excinfo.value, JudgeError)
+    judge_error = call.excinfo is not None and (
+        isinstance(call.excinfo.value, JudgeError) or _undecided_error(state, call.excinfo.value)
+    )
     if records:
         from ..report.text import judgment_lines, junit_properties
 
@@ -236,6 +288,8 @@ def _error_line(state: RubricJudgePlugin, error: BaseException) -> str:
     exited is reported as that exit, with the tail of its log."""
     from ..config import NOT_CONFIGURED_HINT
 
+    if not isinstance(error, JudgeError):  # undecided (--judge-undecided=error): one line
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
     line = f"{type(error).__name__}: {error}"
     if isinstance(error, JudgeNotConfiguredError) and NOT_CONFIGURED_HINT in line:
         state.add_note(f"no judge configured: {NOT_CONFIGURED_HINT}")

@@ -22,6 +22,7 @@ import pytest
 
 from ..errors import JudgeBuildError, JudgeError
 from ..settings import Settings
+from .controls import RunControls
 from .redaction import scrub
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class RubricJudgePlugin:
         self.report: RunReport | None = None
         self._server: JudgeServer | None = None
         self._server_error: str | None = None
+        #: Rubric locks, the spend budget and the dry run, hung on the judge when made.
+        self.controls = RunControls(config, settings, self.add_note)
 
     def __repr__(self) -> str:
         return f"<RubricJudgePlugin worker={self.is_worker} settings={self.settings!r}>"
@@ -146,6 +149,7 @@ class RubricJudgePlugin:
                 f"got {type(made).__name__}"
             )
         self._judge = made
+        self.controls.attach(made)
         return None
 
     def judge_url(self) -> str | None:
@@ -231,16 +235,26 @@ class RubricJudgePlugin:
                 totals[name] = totals.get(name, 0) + value
         return totals
 
-    def cache_notes(self) -> list[str]:
-        """What the judges' caches repaired in this process (a damaged file moved aside)."""
+    def _members(self) -> list[object]:
+        """Every judge of this process, a panel's members each once."""
         members: dict[int, object] = {}
         for each in self.all_judges():
             for judge in getattr(each, "judges", (each,)):
                 members.setdefault(id(judge), judge)
+        return list(members.values())
+
+    def cache_notes(self) -> list[str]:
+        """What the judges' caches repaired in this process (a damaged file moved aside),
+        and the structured-output dialect each judge that sent requests used."""
         lines: list[str] = []
-        for judge in members.values():
+        for judge in self._members():
             cache = getattr(judge, "cache", None)
             lines.extend(str(line) for line in getattr(cache, "recovered", ()))
+        for judge in self._members():
+            summary = getattr(judge, "structured_summary", None)
+            stats = getattr(judge, "stats_totals", None)
+            if isinstance(summary, str) and callable(stats) and stats().get("requests", 0):
+                lines.append(f"judge structured output: {summary}")
         return lines
 
     def add_note(self, note: str) -> None:
@@ -299,6 +313,7 @@ class RubricJudgePlugin:
             ],
             "totals": self.totals(),
             "notes": [*self.cache_notes(), *self.notes],
+            "controls": self.controls.data(),
         }
 
     def merge_worker_output(self, data: dict[str, Any]) -> None:
@@ -315,6 +330,7 @@ class RubricJudgePlugin:
             order = (int(item["order"][0]), int(item["order"][1]))
             self.baselines.append((order, BaselineWrite.from_data(item["write"])))
         self.worker_totals.append({str(k): int(v) for k, v in data.get("totals", {}).items()})
+        self.controls.merge(data.get("controls"))
         for note in data.get("notes", []):
             self.add_note(str(note))
 
@@ -348,6 +364,13 @@ judgments_key = pytest.StashKey[list["Judgment"]]()
 outside_key = pytest.StashKey[set[int]]()
 #: The baselines one test asks to write when the run passes.
 baseline_key = pytest.StashKey[list[BaselineWrite]]()
+
+
+def qualified_name(item: pytest.Item) -> str:
+    """The test's name with its classes: `TestA.test_x[param]` (`test_x[param]` outside one):
+    what its baseline and rubric lock files are named after."""
+    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+    return ".".join([*classes, item.name])
 
 
 def get_plugin(config: pytest.Config) -> RubricJudgePlugin:

@@ -148,6 +148,12 @@ def _failure_row(record: JudgmentRecord) -> str:
         "consistent" if verdict.consistent else f"flipped ({_label(forward)} / {_label(backward)})"
     )
     margin = verdict.weighted_b - verdict.weighted_a
+    decision = verdict.sequential
+    if decision is not None:  # sequential judging: what the samples decided
+        orders += (
+            f"; {decision.outcome} after {decision.samples} samples ({decision.split}, "
+            f"win probability {decision.interval})"
+        )
     return (
         f"| {code(record.nodeid)}{suite} | {_label(verdict.preference)}, {orders} | "
         f"{margin:+.3f} | {worst} |"
@@ -196,6 +202,14 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
     ]
     if graded:
         lines.append(f"| failing grades (pointwise) | {len(failing_grades)} |")
+    sampled = [record for record in report.judgements if record.flakiness is not None]
+    flaky = [record for record in sampled if record.flakiness == "flaky"]
+    if sampled:
+        stable = sum(1 for record in sampled if record.flakiness == "stable_pass")
+        lines.append(
+            f"| flaky / stable pass / stable fail (assertions with samples) | {len(flaky)} / "
+            f"{stable} / {len(sampled) - len(flaky) - stable} |"
+        )
     lines += [
         f"| judge requests | {totals.get('requests', 0)} ({totals.get('retries', 0)} retries), "
         f"{totals.get('cache_hits', 0)} cache hits, {tokens} tokens |",
@@ -232,6 +246,16 @@ def markdown_summary(report: RunReport, *, max_failures: int = DEFAULT_MAX_FAILU
         if len(failing_grades) > max_failures:
             more = len(failing_grades) - max_failures
             lines.append(f"| … {more} more in the JSON report | | |")
+        lines.append("")
+    if flaky:
+        lines += [f"### Flaky assertions ({len(flaky)})", ""]
+        for record in flaky[:max_failures]:
+            lines.append(
+                f"- {code(record.nodeid)}: {code(record.assertion)} held in "
+                f"{record.sample_wins} of {record.sample_count} samples"
+            )
+        if len(flaky) > max_failures:
+            lines.append(f"- … {len(flaky) - max_failures} more in the JSON report")
         lines.append("")
     if report.errors:
         lines += [f"### Judge errors ({len(report.errors)})", ""]

@@ -43,6 +43,12 @@ class JudgmentRecord(BaseModel):
     #: The test's position in the run's collection order (None outside a pytest run):
     #: aggregates follow it, not the order in which tests finished.
     index: int | None = None
+    #: Across the samples of a sampled assertion (`samples=N`, or a confidence): how many
+    #: held, of how many, and so whether the test is "stable_pass", "stable_fail" or
+    #: "flaky" (both outcomes among its samples); None with a single sample.
+    sample_wins: int | None = None
+    sample_count: int | None = None
+    flakiness: Literal["stable_pass", "stable_fail", "flaky"] | None = None
 
 
 class ErrorRecord(BaseModel):

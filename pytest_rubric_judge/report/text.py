@@ -14,9 +14,11 @@ from ..scoring import named_warnings
 from ..stats import fleiss_kappa
 
 if TYPE_CHECKING:
+    from ..sequential import Decision
     from .run_json import JudgmentRecord
 
 JUSTIFICATION_WIDTH = 90
+FLAKINESS = ("stable_pass", "stable_fail", "flaky")
 
 
 def signed(value: float) -> str:
@@ -165,6 +167,8 @@ def grade_table(grade: Grade) -> list[str]:
 def members_lines(verdict: Verdict, names: tuple[str, str]) -> list[str]:
     """The vote split of repeated samples and each panel judge's verdict."""
     lines = []
+    if verdict.sequential is not None:
+        lines.append(verdict.sequential.describe())
     if verdict.votes:
         split = ", ".join(f"{label} {count}" for label, count in sorted(verdict.votes.items()))
         lines.append(f"samples: {verdict.vote_split} for {verdict.preference} ({split})")
@@ -200,11 +204,27 @@ def grade_headline(grade: Grade) -> str:
     return f"weighted score {grade.score:.3f}{spread}{cached}"
 
 
+def _undecided(record: JudgmentRecord) -> bool:
+    """Whether a sequential test ran out of samples on this assertion."""
+    result = record.verdict if record.verdict is not None else record.grade
+    decision = result.sequential if result is not None else None
+    return decision is not None and decision.outcome == "undecided"
+
+
 def _status(record: JudgmentRecord) -> str:
-    """`passed`, `FAILED`, or `FAILED (caught by the test)`."""
+    """`passed`, `FAILED`, `UNDECIDED`, or either `(caught by the test)`."""
     if record.passed:
         return "passed"
-    return "FAILED (caught by the test)" if record.caught else "FAILED"
+    status = "UNDECIDED" if _undecided(record) else "FAILED"
+    return f"{status} (caught by the test)" if record.caught else status
+
+
+def flakiness_line(record: JudgmentRecord) -> str | None:
+    """`flakiness: flaky (held in 5 of 9 samples)`, for an assertion with samples."""
+    if record.flakiness is None:
+        return None
+    shown = record.flakiness.replace("_", " ")
+    return f"flakiness: {shown} (held in {record.sample_wins} of {record.sample_count} samples)"
 
 
 def judgment_lines(judgment: JudgmentRecord) -> list[str]:
@@ -215,6 +235,11 @@ def judgment_lines(judgment: JudgmentRecord) -> list[str]:
         lines = [f"{judgment.assertion} {status}: {grade_headline(grade)}"]
         if judgment.note:
             lines.append(judgment.note)
+        if grade.sequential is not None:
+            lines.append("  " + grade.sequential.describe())
+        flaky = flakiness_line(judgment)
+        if flaky:
+            lines.append("  " + flaky)
         lines.extend("  " + line for line in grade_table(grade))
         lines.extend(f"  warning: {w}" for w in grade.warnings)
         if grade.overall_justification:
@@ -227,6 +252,9 @@ def judgment_lines(judgment: JudgmentRecord) -> list[str]:
     if judgment.note:
         lines.append(judgment.note)
     lines.extend("  " + line for line in members_lines(verdict, names))
+    flaky = flakiness_line(judgment)
+    if flaky:
+        lines.append("  " + flaky)
     lines.extend("  " + line for line in verdict_table(verdict, names))
     # Contradiction warnings reworded with the assertion's names (baseline / new).
     for warning in named_warnings(verdict, names):
@@ -242,12 +270,14 @@ def judgment_lines(judgment: JudgmentRecord) -> list[str]:
 
 
 def summary_line(judgment: JudgmentRecord) -> str:
-    """One line of the closing summary: PASS, FAIL, or CAUGHT (a failure the test expected)."""
-    status = "PASS" if judgment.passed else "CAUGHT" if judgment.caught else "FAIL"
+    """One line of the closing summary: PASS, FAIL, UNDECIDED, or CAUGHT (a failure the
+    test expected)."""
+    failed = "UNDECIDED" if _undecided(judgment) else "FAIL"
+    status = "PASS" if judgment.passed else "CAUGHT" if judgment.caught else failed
     nodeid = judgment.nodeid
     grade = judgment.grade
     if grade is not None:
-        return f"{status} {nodeid}: {grade_headline(grade)}"
+        return f"{status} {nodeid}: {grade_headline(grade)}{_sequential_extra(grade.sequential)}"
     verdict = judgment.verdict
     if verdict is None:
         return f"{status} {nodeid}"
@@ -257,6 +287,7 @@ def summary_line(judgment: JudgmentRecord) -> str:
         extras += f", votes {verdict.vote_split}"
     if verdict.panel_agreement is not None:
         extras += f", panel agreement {verdict.panel_agreement:.2f}"
+    extras += _sequential_extra(verdict.sequential)
     return (
         f"{status} {nodeid}: "
         f"{describe_preference(verdict.preference, judgment.names)}, "
@@ -264,6 +295,35 @@ def summary_line(judgment: JudgmentRecord) -> str:
         f"margin {judgment.names[1]}-{judgment.names[0]} {signed(favoured)}"
         f"{extras}{', cached' if verdict.cached else ''}"
     )
+
+
+def _sequential_extra(decision: Decision | None) -> str:
+    """`, held 7-1 in 8 samples, p in [0.529, 1.000]` for a sequentially judged result."""
+    if decision is None:
+        return ""
+    return (
+        f", held {decision.split} in {decision.samples} samples, win probability in "
+        f"{decision.interval}"
+    )
+
+
+def flakiness_lines(results: Sequence[JudgmentRecord]) -> list[str]:
+    """A count of stable and flaky assertions over those with samples, then each flaky one."""
+    sampled = [record for record in results if record.flakiness is not None]
+    if not sampled:
+        return []
+    count = {kind: sum(1 for r in sampled if r.flakiness == kind) for kind in FLAKINESS}
+    lines = [
+        f"flakiness across samples, {counted(len(sampled), 'sampled assertion')}: "
+        f"{count['stable_pass']} stable pass, {count['stable_fail']} stable fail, "
+        f"{count['flaky']} flaky"
+    ]
+    lines.extend(
+        f"FLAKY {r.nodeid}: {r.assertion} held in {r.sample_wins} of {r.sample_count} samples"
+        for r in sampled
+        if r.flakiness == "flaky"
+    )
+    return lines
 
 
 def summary_lines(
@@ -289,6 +349,7 @@ def summary_lines(
     kappa = panel_kappa_line([r.verdict for r in results if r.verdict is not None])
     if kappa:
         lines.append(kappa)
+    lines.extend(flakiness_lines(results))
     lines.extend(notes)
     return lines
 
@@ -309,8 +370,30 @@ def _round(value: float) -> float:
     return round(value, 4) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def _sampling_properties(judgment: JudgmentRecord) -> list[tuple[str, object]]:
+    """The sequential test's decision and evidence, and the flakiness across samples."""
+    result = judgment.verdict if judgment.verdict is not None else judgment.grade
+    decision = result.sequential if result is not None else None
+    props: list[tuple[str, object]] = []
+    if decision is not None:
+        props += [
+            ("judge_decision", decision.outcome),
+            ("judge_confidence", decision.confidence),
+            ("judge_samples_used", decision.samples),
+            ("judge_sample_wins", decision.split),
+            ("judge_win_interval", decision.interval),
+        ]
+    if judgment.flakiness is not None:
+        props.append(("judge_flakiness", judgment.flakiness))
+    return props
+
+
 def junit_properties(judgment: JudgmentRecord) -> list[tuple[str, object]]:
     """A judgment's key facts as junitxml properties (`item.user_properties`)."""
+    return _properties(judgment) + _sampling_properties(judgment)
+
+
+def _properties(judgment: JudgmentRecord) -> list[tuple[str, object]]:
     grade = judgment.grade
     if grade is not None:
         props: list[tuple[str, object]] = [

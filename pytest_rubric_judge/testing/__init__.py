@@ -21,7 +21,8 @@ text. `HeuristicPolicy` (the default) is not a language model: it scores text fe
 (shared key words, length, sentences), so its verdicts are deterministic and the same in
 both slot orders. `FixedPolicy` answers in slot terms whatever the responses, which is how
 a position-biased judge looks. `ByResponsePolicy` prefers the response containing a
-marker. The server never reads a verdict from the responses under test: it only sees what
+marker; `ProbabilisticPolicy` prefers it with a known probability per sample. The
+server never reads a verdict from the responses under test: it only sees what
 `read_request` finds between the delimiters.
 
 The modules: `reading` (a request read back), `answers` (answer text in the protocol's
@@ -50,6 +51,7 @@ from .policies import (
     ByResponsePolicy,
     FixedPolicy,
     Policy,
+    ProbabilisticPolicy,
     request_criteria,
 )
 from .reading import ParsedRequest, chat_messages, message_text, read_request
@@ -77,6 +79,7 @@ __all__ = [
     "HeuristicPolicy",
     "ParsedRequest",
     "Policy",
+    "ProbabilisticPolicy",
     "RecordedRequest",
     "Reply",
     "ScoreValue",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .answers import json_answers
+from .engines import ENGINES, engine_refusal
 from .heuristic import HeuristicPolicy
 from .policies import Answer, Policy
 from .reading import ParsedRequest, chat_messages, read_request
@@ -101,9 +102,11 @@ class FakeJudgeHandler:
 
     Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`. Each chat request
     first consumes a queued failure or fault (`fail`, `fault`), then a scripted answer
-    (`script`), and only then asks the policy. A request carrying a JSON Schema
-    (`response_format` of type `json_schema`) is answered inside `json_answers()`, as a
-    server that constrains its output writes, unless `structured_answers` is False.
+    (`script`), and only then asks the policy. A request carrying a `response_format` of
+    any dialect (`json_schema`, `json_object`, TGI's `json`) is answered inside
+    `json_answers()`, as a server that constrains its output writes, unless
+    `structured_answers` is False. `engine` acts out how a real server refuses the
+    dialects it does not take (`testing.engines`).
     `record=False` keeps no request log (a long benchmark would fill memory with it).
     """
 
@@ -114,10 +117,15 @@ class FakeJudgeHandler:
         model: str = "fake-judge",
         structured_answers: bool = True,
         record: bool = True,
+        engine: str | None = None,
     ) -> None:
+        if engine is not None and engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; one of {', '.join(sorted(ENGINES))}")
         self.policy: Policy = policy if policy is not None else HeuristicPolicy()
         self.model = model
         self.structured_answers = structured_answers
+        #: An engine whose `response_format` refusals to act out (`testing.engines`).
+        self.engine = engine
         self.record = record
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
@@ -225,7 +233,7 @@ class FakeJudgeHandler:
         parsed: ParsedRequest | None = None
         if messages is not None:
             try:
-                parsed = read_request(messages)
+                parsed = read_request(messages, body.get("seed"))
             except Exception:  # a request not built by our templates; answer it anyway
                 log.debug("fake judge could not read a request", exc_info=True)
         with self._lock:
@@ -243,6 +251,9 @@ class FakeJudgeHandler:
             return Reply(200, b"<html><body>not a chat completion</body></html>", "text/html")
         if messages is None or parsed is None or not isinstance(decoded, dict):
             return Reply.error(400, "body must be JSON with messages: [{role, content}, ...]")
+        refused = engine_refusal(self.engine, body) if self.engine is not None else None
+        if refused is not None:
+            return Reply(refused[0], refused[1])
         prompt_chars = sum(len(m["content"]) for m in messages)
         if action in ("empty", "no_choices"):
             data = self._completion(serial, "", "stop", prompt_chars)
@@ -269,7 +280,7 @@ class FakeJudgeHandler:
         return (
             self.structured_answers
             and isinstance(response_format, dict)
-            and response_format.get("type") == "json_schema"
+            and response_format.get("type") in ("json_schema", "json_object", "json")
         )
 
     def _answer(self, parsed: ParsedRequest, *, structured: bool) -> str:

@@ -2,12 +2,14 @@
 
 `FixedPolicy` answers in slot terms whatever the responses say, which is how a
 position-biased judge looks; `ByResponsePolicy` prefers the response that contains a
-marker, in either slot. The heuristic default lives in `heuristic`. Any callable with the
+marker, in either slot; `ProbabilisticPolicy` prefers it with a known probability, drawn
+per request seed (per sample). The heuristic default lives in `heuristic`. Any callable with the
 `Policy` signature will do, so a test can write its own in a few lines.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 
 from .answers import ScoreValue, grade_yaml_answer, pass_yaml_answer, rubric_yaml_answer
@@ -19,6 +21,7 @@ __all__ = [
     "ByResponsePolicy",
     "FixedPolicy",
     "Policy",
+    "ProbabilisticPolicy",
     "request_criteria",
 ]
 
@@ -179,3 +182,46 @@ class ByResponsePolicy(FixedPolicy):
             return self.answer(request, "B>A", self.low, self.high)
         middle = (self.high + self.low) // 2
         return self.answer(request, "A=B", middle, middle)
+
+
+class ProbabilisticPolicy(ByResponsePolicy):
+    """A judge of known win probability: with probability `p` it prefers the response that
+    contains `favoured`, else the other one, in both slot orders alike.
+
+    The draw is made from the request's `seed` and the policy's own `seed`: both orders of
+    one sample (same seed) agree, each sample of a sampled judgment (seed base + i) is
+    its own draw, and a rerun gets the same answers. A grade request gets the high score
+    with probability `p`, else the low one. `wins(request_seed)` says what the policy
+    decides for a sample, so a test can compute the outcome it expects.
+    """
+
+    def __init__(
+        self,
+        p: float,
+        seed: int = 0,
+        *,
+        favoured: str = "NEW",
+        high: int = 5,
+        low: int = 2,
+        rubric: Sequence[Mapping[str, object]] | None = None,
+    ) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError("p must be within [0, 1]")
+        super().__init__(favoured, high=high, low=low, rubric=rubric)
+        self.p = p
+        self.seed = seed
+
+    def wins(self, request_seed: int | None) -> bool:
+        """Whether the favoured response wins the sample sent with `request_seed`."""
+        return random.Random(f"{self.seed}:{request_seed}").random() < self.p
+
+    def __call__(self, request: ParsedRequest) -> str:
+        won = self.wins(request.seed)
+        if request.task == "grade":
+            return self.grade_answer(request, self.high if won else self.low)
+        if request.task != "pass":
+            return rubric_yaml_answer(self.rubric)
+        in_a = self.winner_contains in (request.response_a or "")
+        if in_a == won:  # the favoured response in slot A and winning, or neither
+            return self.answer(request, "A>B", self.high, self.low)
+        return self.answer(request, "B>A", self.low, self.high)

@@ -44,6 +44,9 @@ class ParsedRequest:
     repair: bool
     #: The system message, for policies that answer requests of other tools too.
     system: str = ""
+    #: The request's sampling `seed` (None when it sent none): each sample of a sampled
+    #: judgment has its own, so a policy may decide per sample.
+    seed: int | None = None
 
 
 def _blocks(text: str) -> dict[str, tuple[int, str]]:
@@ -75,8 +78,9 @@ def _rubric_before(user: str, offset: int) -> dict[str, object] | None:
     return copy.deepcopy(loaded) if isinstance(loaded, dict) else None
 
 
-def read_request(messages: Sequence[Mapping[str, str]]) -> ParsedRequest:
-    """Read the messages of a judge request (rubric, pass, grade or a repair of one)."""
+def read_request(messages: Sequence[Mapping[str, str]], seed: object = None) -> ParsedRequest:
+    """Read the messages of a judge request (rubric, pass, grade or a repair of one);
+    `seed` is the body's `seed`, kept when it is a whole number."""
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
     if "TASK: compare" in system:
@@ -100,6 +104,7 @@ def read_request(messages: Sequence[Mapping[str, str]]) -> ParsedRequest:
         response_b=text_of("response_B"),
         repair=sum(1 for m in messages if m["role"] == "user") > 1,
         system=system,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
 
 

@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -36,10 +37,16 @@ class FakeJudge:
     object passes its methods and settings through. The server stops itself after
     `max_lifetime` seconds so that a forgotten one cannot outlive a test run.
 
-    A request carrying a JSON Schema (`response_format` of type `json_schema`) gets bare
-    JSON from the answer builders (`pass_yaml_answer` and the others), as a server that
+    A request carrying a `response_format` (any dialect) gets bare JSON from the answer
+    builders (`pass_yaml_answer` and the others), as a server that
     constrains its output writes; `structured_answers=False` keeps fenced YAML for every
-    request. Scripted text is sent as it is.
+    request. Scripted text is sent as it is. `engine` (a name in `testing.engines.ENGINES`,
+    e.g. "llama-cpp-python") refuses the `response_format` dialects that server refuses,
+    with its status and message.
+
+    `models` are the ids `GET /v1/models` lists, in order (default: just `model`; `[]` lists
+    none), and `model_fields` extra fields of every entry there, such as vLLM's
+    `{"max_model_len": 32768}`: a server with several models or a context length to report.
     """
 
     #: How long a "hang" fault keeps the connection open without answering.
@@ -54,8 +61,17 @@ class FakeJudge:
         max_lifetime: float = 900.0,
         port: int = 0,
         structured_answers: bool = True,
+        models: Sequence[str] | None = None,
+        model_fields: Mapping[str, object] | None = None,
+        engine: str | None = None,
     ) -> None:
-        self.handler = FakeJudgeHandler(policy, model=model, structured_answers=structured_answers)
+        self.handler = FakeJudgeHandler(
+            policy, model=model, structured_answers=structured_answers, engine=engine
+        )
+        #: The ids `GET /v1/models` lists; None lists `model` alone.
+        self.models: list[str] | None = None if models is None else list(models)
+        #: Extra fields of every entry of `GET /v1/models` (e.g. `max_model_len`).
+        self.model_fields: dict[str, object] = dict(model_fields or {})
         #: Seconds before each chat answer is sent.
         self.latency = latency
         self.max_lifetime = max_lifetime
@@ -97,6 +113,15 @@ class FakeJudge:
     @structured_answers.setter
     def structured_answers(self, enabled: bool) -> None:
         self.handler.structured_answers = enabled
+
+    def models_reply(self) -> Reply:
+        """The `GET /v1/models` answer: `models` (else `model`), each with `model_fields`."""
+        ids = [self.model] if self.models is None else self.models
+        data = [
+            {**self.model_fields, "id": name, "object": "model", "owned_by": "pytest-rubric-judge"}
+            for name in ids
+        ]
+        return Reply.json(200, {"object": "list", "data": data})
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -284,6 +309,8 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         judge = self.server.judge
         reply = judge.handler.handle(method, self.path, headers, raw)
+        if method == "GET" and self.path.split("?", 1)[0] == "/v1/models" and reply.status == 200:
+            reply = judge.models_reply()
         if reply.fault == "hang":
             judge._pause(judge.hang_s)
             self.close_connection = True
