@@ -31,9 +31,7 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,9 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_compare import free_port, machine
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -92,21 +93,6 @@ SECOND_PAIRS: list[tuple[str, str]] = [
     ("At sea level water boils at 100 °C.", "It never boils at sea level."),
     ("Canberra is Australia's capital city.", "Melbourne."),
 ]
-
-
-def machine() -> str:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.machine()}"
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def pair_rows(count: int) -> list[dict[str, str]]:
