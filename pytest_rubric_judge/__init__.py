@@ -24,8 +24,10 @@ if TYPE_CHECKING:
         assert_not_worse,
         assert_preferred,
     )
+    from .converters import from_langchain, from_responses_items, split_conversation
     from .errors import (
         CacheMissError,
+        ImagesRefusedError,
         InputTooLargeError,
         JudgeError,
         JudgeNotConfiguredError,
@@ -61,7 +63,11 @@ _LAZY: dict[str, str] = {
     "assert_meets_rubric": "assertions",
     "assert_not_worse": "assertions",
     "assert_preferred": "assertions",
+    "from_langchain": "converters",
+    "from_responses_items": "converters",
+    "split_conversation": "converters",
     "CacheMissError": "errors",
+    "ImagesRefusedError": "errors",
     "InputTooLargeError": "errors",
     "JudgeError": "errors",
     "JudgeNotConfiguredError": "errors",
@@ -109,6 +115,7 @@ __all__ = [
     "Grade",
     "GradeFailed",
     "GradeScore",
+    "ImagesRefusedError",
     "InputTooLargeError",
     "Judge",
     "JudgeError",
@@ -129,4 +136,7 @@ __all__ = [
     "assert_meets_rubric",
     "assert_not_worse",
     "assert_preferred",
+    "from_langchain",
+    "from_responses_items",
+    "split_conversation",
 ]

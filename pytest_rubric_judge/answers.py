@@ -103,7 +103,6 @@ class AnswerKind(Generic[T]):
         return False
 
 
-
 @functools.lru_cache(maxsize=16)
 def _mention_pattern(keys: frozenset[str]) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(key) for key in sorted(keys)), re.IGNORECASE)

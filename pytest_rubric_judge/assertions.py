@@ -41,6 +41,7 @@ from .report.text import grade_headline, grade_table, headline, members_lines, s
 from .scoring import named_warnings
 
 if TYPE_CHECKING:
+    from .inputs import ContextInput, PromptInput, ResponseInput
     from .judge import CriteriaArg, JudgeLike
 
     AnyJudge: TypeAlias = JudgeLike
@@ -99,13 +100,14 @@ def _message(reason: str, verdict: Verdict) -> str:
 def _pairwise(
     assertion: str,
     failure_of: Callable[[Verdict], str | None],
-    new: str,
-    baseline: str,
+    new: ResponseInput,
+    baseline: ResponseInput,
     *,
-    prompt: str,
+    prompt: PromptInput,
     judge: AnyJudge | None,
     criteria: CriteriaArg,
     reference: str | None,
+    context: ContextInput,
     samples: int | None,
     confidence: float | None = None,
     max_samples: int | None = None,
@@ -120,13 +122,27 @@ def _pairwise(
 
     if test is None:
         verdict = judge.compare(
-            prompt, baseline, new, criteria=criteria, reference=reference, samples=samples
+            prompt,
+            baseline,
+            new,
+            criteria=criteria,
+            reference=reference,
+            context=context,
+            samples=samples,
         )
         failure = failure_of(verdict)
         wins, count = sample_wins(verdict.samples, won)
     else:
         verdict = sequential_compare(
-            judge, test, won, prompt, baseline, new, criteria=criteria, reference=reference
+            judge,
+            test,
+            won,
+            prompt,
+            baseline,
+            new,
+            criteria=criteria,
+            reference=reference,
+            context=context,
         )
         assert verdict.sequential is not None
         failure = sequential_failure(verdict.sequential, assertion)
@@ -194,14 +210,15 @@ def not_worse_failure(verdict: Verdict, tolerance: float, require_consistent: bo
 
 
 def assert_preferred(
-    new: str,
-    baseline: str,
+    new: ResponseInput,
+    baseline: ResponseInput,
     min_margin: float = 0.0,
     *,
-    prompt: str,
+    prompt: PromptInput,
     judge: AnyJudge | None = None,
     criteria: CriteriaArg = None,
     reference: str | None = None,
+    context: ContextInput = None,
     require_consistent: bool = True,
     samples: int | None = None,
     confidence: float | None = None,
@@ -226,6 +243,7 @@ def assert_preferred(
         judge=judge,
         criteria=criteria,
         reference=reference,
+        context=context,
         samples=samples,
         confidence=confidence,
         max_samples=max_samples,
@@ -233,14 +251,15 @@ def assert_preferred(
 
 
 def assert_not_worse(
-    new: str,
-    baseline: str,
+    new: ResponseInput,
+    baseline: ResponseInput,
     *,
-    prompt: str,
+    prompt: PromptInput,
     tolerance: float = 0.0,
     judge: AnyJudge | None = None,
     criteria: CriteriaArg = None,
     reference: str | None = None,
+    context: ContextInput = None,
     require_consistent: bool = True,
     samples: int | None = None,
     confidence: float | None = None,
@@ -265,6 +284,7 @@ def assert_not_worse(
         judge=judge,
         criteria=criteria,
         reference=reference,
+        context=context,
         samples=samples,
         confidence=confidence,
         max_samples=max_samples,
@@ -300,13 +320,14 @@ def _check_min_criteria(grade: Grade, min_criteria: Mapping[str, ScoreValue] | N
 
 
 def assert_meets_rubric(
-    response: str,
+    response: ResponseInput,
     *,
-    prompt: str,
+    prompt: PromptInput,
     min_score: float = 0.6,
     min_criteria: Mapping[str, ScoreValue] | None = None,
     criteria: CriteriaArg = None,
     reference: str | None = None,
+    context: ContextInput = None,
     judge: AnyJudge | None = None,
     samples: int | None = None,
     confidence: float | None = None,
@@ -332,7 +353,12 @@ def assert_meets_rubric(
 
     if test is None:
         grade = judge.grade(
-            prompt, response, criteria=criteria, reference=reference, samples=samples
+            prompt,
+            response,
+            criteria=criteria,
+            reference=reference,
+            context=context,
+            samples=samples,
         )
         _check_min_criteria(grade, min_criteria)
         failure = meets_rubric_failure(grade, min_score, min_criteria)
@@ -340,7 +366,14 @@ def assert_meets_rubric(
         wins, count = sample_wins(members, won)
     else:
         grade = sequential_grade(
-            judge, test, won, prompt, response, criteria=criteria, reference=reference
+            judge,
+            test,
+            won,
+            prompt,
+            response,
+            criteria=criteria,
+            reference=reference,
+            context=context,
         )
         assert grade.sequential is not None
         failure = sequential_failure(grade.sequential, "assert_meets_rubric")

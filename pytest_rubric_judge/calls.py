@@ -55,6 +55,7 @@ from .errors import (
     ParseError,
 )
 from .http_policy import Completion
+from .images import refused_images
 from .models import CallInfo, GradeAnswer, Rubric, SlotScores
 from .parsing import parse_grade, parse_pass, parse_rubric, render_error_hint
 
@@ -198,9 +199,7 @@ class CallCore:
         return keyed_fields(
             kind=kind,
             protocol_version=prompts.PROTOCOL_VERSION,
-            template_hash=(
-                prompts.GRADE_TEMPLATE_HASH if kind == "grade" else prompts.TEMPLATE_HASH
-            ),
+            template_hash=prompts.template_hash(kind, prompt, reference, slot_a, slot_b),
             model=self.model,
             sampling={
                 **self.sampling(),
@@ -336,7 +335,10 @@ class CallCore:
         )
         request = Request(spec.messages(), spec.seed, response_format)
         started = time.perf_counter()
-        completion = yield from self._ask(request)
+        try:
+            completion = yield from self._ask(request)
+        except JudgeUnavailableError as error:
+            raise refused_images(error, request) or error from None
         self.dialects.answered(dialect)
         usage, retries, repaired = completion.usage, completion.retries, False
         try:

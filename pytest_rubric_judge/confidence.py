@@ -26,6 +26,7 @@ from .scoring import combine_grades, combine_samples
 from .sequential import DEFAULT_MAX_SAMPLES, Decision, SequentialTest
 
 if TYPE_CHECKING:
+    from .inputs import ContextInput, PromptInput, ResponseInput
     from .judge import CriteriaArg, JudgeLike
 
 __all__ = [
@@ -100,12 +101,13 @@ def sequential_compare(
     judge: JudgeLike,
     test: SequentialTest,
     won: Callable[[Verdict], bool],
-    prompt: str,
-    response_a: str,
-    response_b: str,
+    prompt: PromptInput,
+    response_a: ResponseInput,
+    response_b: ResponseInput,
     *,
     criteria: CriteriaArg = None,
     reference: str | None = None,
+    context: ContextInput = None,
 ) -> Verdict:
     """A against B, sample after sample, until `test` decides on the samples' wins."""
 
@@ -120,6 +122,7 @@ def sequential_compare(
                 count=len(indices),
                 criteria=criteria,
                 reference=reference,
+                context=context,
             )
             return found
         # Any other JudgeLike: all samples so far (its cache spares the earlier ones).
@@ -129,6 +132,7 @@ def sequential_compare(
             response_b,
             criteria=criteria,
             reference=reference,
+            context=context,
             samples=indices.stop,
         )
         return (verdict.samples or (verdict,))[indices.start :]
@@ -142,11 +146,12 @@ def sequential_grade(
     judge: JudgeLike,
     test: SequentialTest,
     won: Callable[[Grade], bool],
-    prompt: str,
-    response: str,
+    prompt: PromptInput,
+    response: ResponseInput,
     *,
     criteria: CriteriaArg = None,
     reference: str | None = None,
+    context: ContextInput = None,
 ) -> Grade:
     """One response graded sample after sample until `test` decides on the samples' wins."""
 
@@ -160,10 +165,16 @@ def sequential_grade(
                 count=len(indices),
                 criteria=criteria,
                 reference=reference,
+                context=context,
             )
             return found
         grade = judge.grade(
-            prompt, response, criteria=criteria, reference=reference, samples=indices.stop
+            prompt,
+            response,
+            criteria=criteria,
+            reference=reference,
+            context=context,
+            samples=indices.stop,
         )
         return (grade.samples or (grade,))[indices.start :]
 

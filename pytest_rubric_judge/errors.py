@@ -77,6 +77,12 @@ class InputTooLargeError(JudgeError):
     kind = "input_too_large"
 
 
+class ImagesRefusedError(JudgeError):
+    """The judge's server refused a request because it holds images (not a vision model)."""
+
+    kind = "images_refused"
+
+
 class ParseError(ValueError):
     """One attempt at reading judge output failed. The message is sent back as a repair request."""
 

@@ -117,9 +117,7 @@ def fenced_blocks(text: str) -> list[Block]:
     position = 0
     while position < len(found):
         opening = found[position]
-        closing = next(
-            (other for other in found[position + 1 :] if opening.closed_by(other)), None
-        )
+        closing = next((other for other in found[position + 1 :] if opening.closed_by(other)), None)
         if closing is None:
             blocks.append(_block(lines, opening, len(lines)))
             break

@@ -38,6 +38,7 @@ from .credentials import Secret
 from .endpoints import MultiClient, split_urls
 from .errors import JudgeNotConfiguredError
 from .http_policy import Completion
+from .inputs import ContextInput, PromptInput, ResponseInput
 from .models import Grade, Rubric, Usage, Verdict
 from .plans import CriteriaArg, LoopThread, Runner, threaded_calls
 
@@ -62,26 +63,30 @@ class JudgeLike(Protocol):
     @property
     def model(self) -> str: ...
 
-    def rubric(self, prompt: str, *, reference: str | None = None) -> Rubric: ...
+    def rubric(
+        self, prompt: PromptInput, *, reference: str | None = None, context: ContextInput = None
+    ) -> Rubric: ...
 
     def compare(
         self,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: PromptInput,
+        response_a: ResponseInput,
+        response_b: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
     ) -> Verdict: ...
 
     def grade(
         self,
-        prompt: str,
-        response: str,
+        prompt: PromptInput,
+        response: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
     ) -> Grade: ...
 
@@ -274,22 +279,27 @@ class Judge:
 
     # -- public API ------------------------------------------------------------------
 
-    def rubric(self, prompt: str, *, reference: str | None = None) -> Rubric:
+    def rubric(
+        self, prompt: PromptInput, *, reference: str | None = None, context: ContextInput = None
+    ) -> Rubric:
         """Phase 1: the criteria for this prompt, generated once and reused."""
-        return _LOOP.run(_RUNNER.rubric(self.core, prompt, reference))
+        return _LOOP.run(_RUNNER.rubric(self.core, prompt, reference, context))
 
-    def rubric_for(self, prompt: str, reference: str | None, criteria: CriteriaArg) -> Rubric:
+    def rubric_for(
+        self, prompt: PromptInput, reference: str | None, criteria: CriteriaArg
+    ) -> Rubric:
         """The test's own criteria as a rubric, else the judge's rubric for the prompt."""
         return _LOOP.run(_RUNNER.rubric_for(self.core, prompt, reference, criteria))
 
     def compare(
         self,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: PromptInput,
+        response_a: ResponseInput,
+        response_b: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
         first_sample: int = 0,
     ) -> Verdict:
@@ -308,6 +318,7 @@ class Judge:
                 response_b,
                 criteria=criteria,
                 reference=reference,
+                context=context,
                 samples=samples,
                 first_sample=first_sample,
             )
@@ -315,14 +326,15 @@ class Judge:
 
     def compare_samples(
         self,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: PromptInput,
+        response_a: ResponseInput,
+        response_b: ResponseInput,
         *,
         first: int,
         count: int,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
     ) -> tuple[Verdict, ...]:
         """Each sample's verdict, samples `first` to `first + count - 1`, concurrently."""
         verdict = self.compare(
@@ -331,6 +343,7 @@ class Judge:
             response_b,
             criteria=criteria,
             reference=reference,
+            context=context,
             samples=count,
             first_sample=first,
         )
@@ -338,11 +351,12 @@ class Judge:
 
     def grade(
         self,
-        prompt: str,
-        response: str,
+        prompt: PromptInput,
+        response: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
         first_sample: int = 0,
     ) -> Grade:
@@ -357,6 +371,7 @@ class Judge:
                 response,
                 criteria=criteria,
                 reference=reference,
+                context=context,
                 samples=samples,
                 first_sample=first_sample,
             )
@@ -364,13 +379,14 @@ class Judge:
 
     def grade_samples(
         self,
-        prompt: str,
-        response: str,
+        prompt: PromptInput,
+        response: ResponseInput,
         *,
         first: int,
         count: int,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
     ) -> tuple[Grade, ...]:
         """Each sample's grade, samples `first` to `first + count - 1`, concurrently."""
         grade = self.grade(
@@ -378,6 +394,7 @@ class Judge:
             response,
             criteria=criteria,
             reference=reference,
+            context=context,
             samples=count,
             first_sample=first,
         )

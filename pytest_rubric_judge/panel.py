@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .inputs import ContextInput, PromptInput, ResponseInput
 from .judge import CriteriaArg, Judge, blocking_runner
 from .models import Grade, Rubric, Verdict
 from .plans import gather_all
@@ -49,18 +50,21 @@ class JudgePanel:
     def model(self) -> str:
         return ",".join(j.model for j in self.judges)
 
-    def rubric(self, prompt: str, *, reference: str | None = None) -> Rubric:
+    def rubric(
+        self, prompt: PromptInput, *, reference: str | None = None, context: ContextInput = None
+    ) -> Rubric:
         """The rubric judge's rubric, which every judge of the panel scores."""
-        return self.judges[self.rubric_judge].rubric(prompt, reference=reference)
+        return self.judges[self.rubric_judge].rubric(prompt, reference=reference, context=context)
 
     def compare(
         self,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: PromptInput,
+        response_a: ResponseInput,
+        response_b: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
     ) -> Verdict:
         """Every judge's both-order verdict on the same rubric, combined by the strategy."""
@@ -75,6 +79,7 @@ class JudgePanel:
                 response_b,
                 criteria=criteria,
                 reference=reference,
+                context=context,
                 samples=samples,
                 tie_band=self.tie_band,
             )
@@ -82,11 +87,12 @@ class JudgePanel:
 
     def grade(
         self,
-        prompt: str,
-        response: str,
+        prompt: PromptInput,
+        response: ResponseInput,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
         samples: int | None = None,
     ) -> Grade:
         """Every judge grades the response on the same rubric; the panel's score is the mean."""
@@ -99,20 +105,22 @@ class JudgePanel:
                 response,
                 criteria=criteria,
                 reference=reference,
+                context=context,
                 samples=samples,
             )
         )
 
     def compare_samples(
         self,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: PromptInput,
+        response_a: ResponseInput,
+        response_b: ResponseInput,
         *,
         first: int,
         count: int,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
     ) -> tuple[Verdict, ...]:
         """The panel's verdict on each sample, `first` to `first + count - 1`: every judge's
         sample i combined by the strategy, all concurrently (a sequential test's batch)."""
@@ -130,6 +138,7 @@ class JudgePanel:
                     response_b,
                     criteria=criteria,
                     reference=reference,
+                    context=context,
                     samples=1,
                     tie_band=self.tie_band,
                     first_sample=index,
@@ -141,13 +150,14 @@ class JudgePanel:
 
     def grade_samples(
         self,
-        prompt: str,
-        response: str,
+        prompt: PromptInput,
+        response: ResponseInput,
         *,
         first: int,
         count: int,
         criteria: CriteriaArg = None,
         reference: str | None = None,
+        context: ContextInput = None,
     ) -> tuple[Grade, ...]:
         """The panel's grade on each sample, `first` to `first + count - 1`, concurrently."""
         loop, runner = blocking_runner()
@@ -162,6 +172,7 @@ class JudgePanel:
                     response,
                     criteria=criteria,
                     reference=reference,
+                    context=context,
                     samples=1,
                     first_sample=index,
                 )

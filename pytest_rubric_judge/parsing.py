@@ -246,8 +246,9 @@ def _rubric_kind(min_criteria: int, max_criteria: int) -> AnswerKind[Rubric]:
         keys=frozenset({"criteria"}),
         build=lambda data: _rubric_from(data, min_criteria, max_criteria),
         decision=lambda rubric: tuple((c.name, c.weight, c.type) for c in rubric.criteria),
-        describe=lambda rubric: "criteria "
-        + ", ".join(f"{c.name} {c.weight:.3g}" for c in rubric.criteria),
+        describe=lambda rubric: (
+            "criteria " + ", ".join(f"{c.name} {c.weight:.3g}" for c in rubric.criteria)
+        ),
     )
 
 
@@ -413,8 +414,10 @@ def _pass_kind(rubric: Rubric) -> AnswerKind[SlotScores]:
             slot.preference,
             tuple((s.name, s.score_a, s.score_b) for s in slot.scores),
         ),
-        describe=lambda slot: f"preference {slot.preference}, scores "
-        + ", ".join(f"{s.name} {show(s.score_a)}/{show(s.score_b)}" for s in slot.scores),
+        describe=lambda slot: (
+            f"preference {slot.preference}, scores "
+            + ", ".join(f"{s.name} {show(s.score_a)}/{show(s.score_b)}" for s in slot.scores)
+        ),
     )
 
 
@@ -472,8 +475,9 @@ def _grade_kind(rubric: Rubric) -> AnswerKind[GradeAnswer]:
         keys=frozenset({"scores"}),
         build=lambda data: _grade_from(data, rubric),
         decision=lambda grade: tuple((s.name, s.score) for s in grade.scores),
-        describe=lambda grade: "scores "
-        + ", ".join(f"{s.name} {show(s.score)}" for s in grade.scores),
+        describe=lambda grade: (
+            "scores " + ", ".join(f"{s.name} {show(s.score)}" for s in grade.scores)
+        ),
     )
 
 

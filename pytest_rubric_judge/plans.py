@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from .calls import CallCore, drive_async, drive_blocking
 from .callspec import CallSpec, Request, sendable
 from .http_policy import Completion
+from .inputs import prepare
 from .models import CallInfo, Criterion, Grade, Rubric, Verdict
 from .scoring import (
     DEFAULT_TIE_BAND,
@@ -49,8 +50,14 @@ class Runner:
         self.call = call
         self._rubric_tasks: dict[tuple[int, str, str | None], asyncio.Future[Rubric]] = {}
 
-    async def rubric(self, core: CallCore, prompt: str, reference: str | None) -> Rubric:
+    async def rubric(
+        self, core: CallCore, prompt: Any, reference: str | None, context: Any = None
+    ) -> Rubric:
         """Phase 1: the criteria for this prompt, generated once and reused."""
+        if not isinstance(prompt, str) or context is not None:
+            prompt = prepare(
+                prompt, (), context=context, max_chars=core.config.max_input_chars
+            ).prompt
         prompt, reference = sendable(prompt), sendable(reference)
         core.check_size(prompt=prompt, reference=reference)
         found = core.memo_rubric(prompt, reference)
@@ -71,7 +78,7 @@ class Runner:
         return rubric  # type: ignore[no-any-return]
 
     async def rubric_for(
-        self, core: CallCore, prompt: str, reference: str | None, criteria: CriteriaArg
+        self, core: CallCore, prompt: Any, reference: str | None, criteria: CriteriaArg
     ) -> Rubric:
         """The test's own criteria as a rubric, else the judge's rubric for the prompt."""
         if criteria is None:
@@ -81,20 +88,27 @@ class Runner:
     async def compare(
         self,
         core: CallCore,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: Any,
+        response_a: Any,
+        response_b: Any,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
         first_sample: int = 0,
+        context: Any = None,
     ) -> Verdict:
         """A against B in both slot orders, each sample, concurrently; reconciled.
 
         Samples `first_sample` to `first_sample + samples - 1` (each its own seed and cache
         entry): a sequential test draws its batches without asking for earlier ones again.
+        The prompt may be chat messages, the responses trajectories, with a `context`
+        (`inputs.prepare`); what had to be cut to fit is in the verdict's warnings.
         """
+        prepared = prepare(
+            prompt, (response_a, response_b), context=context, max_chars=core.config.max_input_chars
+        )
+        prompt, (response_a, response_b) = prepared.prompt, prepared.responses
         prompt, reference = sendable(prompt), sendable(reference)
         response_a, response_b = sendable(response_a), sendable(response_b)
         core.check_size(
@@ -124,20 +138,30 @@ class Runner:
                     response_b=response_b,
                 )
             )
-        return verdicts[0] if count == 1 else combine_samples(verdicts)
+        verdict = verdicts[0] if count == 1 else combine_samples(verdicts)
+        return _warned(verdict, prepared.warnings)
 
     async def grade(
         self,
         core: CallCore,
-        prompt: str,
-        response: str,
+        prompt: Any,
+        response: Any,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
         first_sample: int = 0,
+        context: Any = None,
     ) -> Grade:
         """One response against the prompt's rubric (shared with pairwise judging)."""
+        prepared = prepare(
+            prompt,
+            (response,),
+            context=context,
+            max_chars=core.config.max_input_chars,
+            names=("the response",),
+        )
+        prompt, (response,) = prepared.prompt, prepared.responses
         prompt, reference, response = sendable(prompt), sendable(reference), sendable(response)
         core.check_size(prompt=prompt, reference=reference, response=response)
         count = core.sample_count(samples)
@@ -162,24 +186,33 @@ class Runner:
             )
             for answer, call in answers
         ]
-        return grades[0] if count == 1 else combine_grades(grades)
+        grade = grades[0] if count == 1 else combine_grades(grades)
+        return _warned(grade, prepared.warnings)
 
     async def panel_compare(
         self,
         cores: Sequence[CallCore],
         rubric_core: CallCore,
         strategy: PanelStrategy,
-        prompt: str,
-        response_a: str,
-        response_b: str,
+        prompt: Any,
+        response_a: Any,
+        response_b: Any,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
         tie_band: float = DEFAULT_TIE_BAND,
         first_sample: int = 0,
+        context: Any = None,
     ) -> Verdict:
         """Every judge's both-order verdict on the rubric judge's rubric, combined."""
+        prepared = prepare(
+            prompt,
+            (response_a, response_b),
+            context=context,
+            max_chars=rubric_core.config.max_input_chars,
+        )
+        prompt, (response_a, response_b) = prepared.prompt, prepared.responses
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
         verdicts = await gather_all(
             self.compare(
@@ -194,21 +227,30 @@ class Runner:
             )
             for core in cores
         )
-        return combine_panel(verdicts, strategy, tie_band=tie_band)
+        return _warned(combine_panel(verdicts, strategy, tie_band=tie_band), prepared.warnings)
 
     async def panel_grade(
         self,
         cores: Sequence[CallCore],
         rubric_core: CallCore,
-        prompt: str,
-        response: str,
+        prompt: Any,
+        response: Any,
         *,
         criteria: CriteriaArg = None,
         reference: str | None = None,
         samples: int | None = None,
         first_sample: int = 0,
+        context: Any = None,
     ) -> Grade:
         """Every judge grades on the same rubric; the panel's score is the mean."""
+        prepared = prepare(
+            prompt,
+            (response,),
+            context=context,
+            max_chars=rubric_core.config.max_input_chars,
+            names=("the response",),
+        )
+        prompt, (response,) = prepared.prompt, prepared.responses
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
         grades = await gather_all(
             self.grade(
@@ -222,7 +264,18 @@ class Runner:
             )
             for core in cores
         )
-        return combine_grades(grades, "judges")
+        return _warned(combine_grades(grades, "judges"), prepared.warnings)
+
+
+ResultT = TypeVar("ResultT", Verdict, Grade)
+
+
+def _warned(result: ResultT, warnings: tuple[str, ...]) -> ResultT:
+    """`result` with the warnings of its inputs (what was cut to fit) first, once each."""
+    added: tuple[str, ...] = tuple(w for w in warnings if w not in result.warnings)
+    if not added:
+        return result
+    return result.model_copy(update={"warnings": (*added, *result.warnings)})
 
 
 async def gather_all(work: Iterable[Awaitable[T]]) -> list[T]:

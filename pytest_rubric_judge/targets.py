@@ -33,9 +33,7 @@ class Target:
 
     @property
     def has_key(self) -> bool:
-        return self.authorization is not None and self.authorization.reveal().startswith(
-            "Bearer "
-        )
+        return self.authorization is not None and self.authorization.reveal().startswith("Bearer ")
 
 
 def target(
