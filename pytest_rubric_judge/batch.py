@@ -2,7 +2,11 @@
 
 `compare_many(judge, rows)` judges every row (a prompt and responses A and B) with the
 judge's protocol, cache and settings, keeping up to `concurrency` judge requests in flight.
-It is built for prompt sets of hundreds to hundreds of thousands of rows:
+A row's prompt may be a list of chat messages, its responses lists of assistant and tool
+messages (agent trajectories), with an optional `context` of retrieved documents, as
+`Judge.compare` takes them (`inputs.prepare`); they are checked when the row is read, so a
+malformed one is an invalid row naming its field. It is built for prompt sets of hundreds
+to hundreds of thousands of rows:
 
 - Rows are read lazily and results are handed out as soon as they finish, with at most a
   fixed window of rows in memory, so memory stays flat however long the input is.
@@ -33,17 +37,19 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .aio import AsyncChatClient
 from .calls import CallCore
-from .callspec import Request
+from .callspec import Request, sendable
 from .client import ChatClient
 from .endpoints import AsyncMultiClient, MultiClient
 from .errors import JudgeError
+from .gold import checked_input, json_type
 from .http_policy import Completion
+from .inputs import ContextInput, PromptInput, ResponseInput, prepare
 from .models import Criterion, Rubric, Verdict
-from .plans import Runner, async_calls, threaded_calls
+from .plans import Runner, async_calls, fewer_collections, threaded_calls
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -70,14 +76,53 @@ INVALID_ROW = "InvalidRow"
 
 @dataclass(frozen=True)
 class Comparison:
-    """One input row: the prompt, response A (baseline), response B (candidate)."""
+    """One input row: the prompt, response A (baseline), response B (candidate).
+
+    The prompt may be a list of chat messages, each response a list of assistant and tool
+    messages (a trajectory), and `context` a list of retrieved documents; they are checked
+    here (`checked_input`), so a Comparison that exists can be judged. ValueError names the
+    field that cannot be.
+    """
 
     index: int
     id: str
-    prompt: str
-    response_a: str
-    response_b: str
+    prompt: PromptInput
+    response_a: ResponseInput
+    response_b: ResponseInput
     reference: str | None = None
+    context: ContextInput = None
+
+    def __post_init__(self) -> None:
+        checked_input(self.prompt, "prompt", "prompt")
+        checked_input(self.response_a, "response_A", "response")
+        checked_input(self.response_b, "response_B", "response")
+        if self.reference is not None and not isinstance(self.reference, str):
+            raise ValueError(f"field 'reference' must be a string, not {json_type(self.reference)}")
+        checked_input(self.context, "context", "context")
+
+    @property
+    def plain(self) -> bool:
+        """Whether the inputs are plain strings without context (read as they are)."""
+        texts = (self.prompt, self.response_a, self.response_b)
+        return self.context is None and all(isinstance(text, str) for text in texts)
+
+    def texts(self, max_chars: int) -> tuple[str, str, str]:
+        """The prompt and both responses as the judge reads them, and as a verdict and
+        `details.jsonl` hold them: plain strings as they are, messages, trajectories and
+        context rendered by `inputs.prepare` (cut, as the judge cuts them, to `max_chars`),
+        and text that UTF-8 cannot carry (a lone surrogate) as U+FFFD."""
+        if self.plain:
+            assert isinstance(self.prompt, str)
+            assert isinstance(self.response_a, str) and isinstance(self.response_b, str)
+            return sendable(self.prompt), sendable(self.response_a), sendable(self.response_b)
+        prepared = prepare(
+            self.prompt,
+            (self.response_a, self.response_b),
+            context=self.context,
+            max_chars=max_chars,
+        )
+        response_a, response_b = prepared.responses
+        return sendable(prepared.prompt), sendable(response_a), sendable(response_b)
 
 
 @dataclass(frozen=True)
@@ -97,6 +142,8 @@ class InvalidRow:
 class RowResult:
     """The outcome of one row: a verdict, or an error with its type and message.
 
+    `prompt`, `response_a` and `response_b` are the texts the judge read (`Comparison.texts`:
+    a list of messages, a trajectory or a context rendered), empty for an invalid row.
     An input row that could not be read (not a JSON object, a missing or mistyped field)
     has `error_type` `INVALID_ROW` and `invalid` true: it never reached the judge, so it
     is not a judge error.
@@ -122,34 +169,34 @@ class RowResult:
         return self.error_type == INVALID_ROW
 
 
-def _text_field(row: Mapping[str, object], *names: str, required: bool = True) -> str | None:
+def _field(row: Mapping[str, object], *names: str) -> Any:
+    """The first of `names` the row has (not null); ValueError when it has none."""
     for name in names:
-        if name in row and row[name] is not None:
-            value = row[name]
-            if not isinstance(value, str):
-                raise ValueError(f"field {name!r} must be a string, not {type(value).__name__}")
+        value = row.get(name)
+        if value is not None:
             return value
-    if required:
-        raise ValueError(f"missing field {names[0]!r}")
-    return None
+    raise ValueError(f"missing field {names[0]!r}")
 
 
 def comparison_from_row(index: int, row: Mapping[str, object]) -> Comparison:
     """Read an input row as the article's jobs write it: `prompt`, `response_A`, `response_B`.
 
-    `id` and `reference` are optional (the id defaults to the row's index); `response_a` and
-    `response_b` are accepted too. Raises ValueError naming the missing or mistyped field.
+    `id`, `reference` and `context` are optional (the id defaults to the row's index);
+    `response_a` and `response_b` are accepted too. The prompt may be a list of chat
+    messages, the responses lists of assistant and tool messages, the context a list of
+    documents (`Comparison`). Raises ValueError naming the missing or mistyped field and
+    saying what it must be.
     """
     if not isinstance(row, Mapping):
         raise ValueError(f"a row must be a JSON object, not {type(row).__name__}")
-    prompt = _text_field(row, "prompt")
-    response_a = _text_field(row, "response_A", "response_a")
-    response_b = _text_field(row, "response_B", "response_b")
-    reference = _text_field(row, "reference", required=False)
+    prompt = _field(row, "prompt")
+    response_a = _field(row, "response_A", "response_a")
+    response_b = _field(row, "response_B", "response_b")
+    reference: Any = row.get("reference")
     raw_id = row.get("id")
-    row_id = str(index) if raw_id is None else str(raw_id)
-    assert prompt is not None and response_a is not None and response_b is not None
-    return Comparison(index, row_id, prompt, response_a, response_b, reference)
+    row_id = str(index) if raw_id is None else sendable(str(raw_id))
+    context: Any = row.get("context")
+    return Comparison(index, row_id, prompt, response_a, response_b, reference, context)
 
 
 RowInput = Mapping[str, object] | Comparison | InvalidRow
@@ -285,7 +332,7 @@ class _Runner:
     def _thread_main(self, rows: Iterable[RowInput]) -> None:
         try:
             # Answers are stored in batches, from this thread (see `_flush_often`).
-            with self.judge.cache.deferred_writes(WRITE_BATCH):
+            with self.judge.cache.deferred_writes(WRITE_BATCH), fewer_collections():
                 asyncio.run(self._run(rows))
         except asyncio.CancelledError:
             pass
@@ -400,13 +447,15 @@ class _Runner:
         try:
             verdict = await self._verdict(row)
         except (JudgeError, ValueError) as exc:
-            return _error_row(row.index, row.id, row, type(exc).__name__, str(exc))
+            texts = row.texts(self.judge.config.max_input_chars)
+            return _error_row(row.index, row.id, row, type(exc).__name__, str(exc), texts)
+        # The texts as the judge read them: `row.texts`, without rendering them again.
         return RowResult(
             row.index,
             row.id,
-            row.prompt,
-            row.response_a,
-            row.response_b,
+            verdict.prompt,
+            verdict.response_a,
+            verdict.response_b,
             row.reference,
             verdict,
         )
@@ -420,25 +469,28 @@ class _Runner:
             row.response_b,
             criteria=self.user_rubric,
             reference=row.reference,
+            context=row.context,
         )
 
 
 def _error_row(
-    index: int, row_id: str | None, row: Comparison | None, error_type: str, message: str
+    index: int,
+    row_id: str | None,
+    row: Comparison | None,
+    error_type: str,
+    message: str,
+    texts: tuple[str, str, str] = ("", "", ""),
 ) -> RowResult:
+    """An error row; its texts (`Comparison.texts`) and message can be written as UTF-8."""
+    prompt, response_a, response_b = texts
     return RowResult(
         index=index,
-        id=row_id if row_id is not None else str(index),
-        prompt=row.prompt if row else "",
-        response_a=row.response_a if row else "",
-        response_b=row.response_b if row else "",
-        reference=row.reference if row else None,
+        id=sendable(row_id) if row_id is not None else str(index),
+        prompt=prompt,
+        response_a=response_a,
+        response_b=response_b,
+        reference=sendable(row.reference) if row else None,
         verdict=None,
         error_type=error_type,
-        error=message,
+        error=sendable(message),
     )
-
-
-def _excerpt(text: str, limit: int = 60) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")

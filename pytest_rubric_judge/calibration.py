@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,8 +185,9 @@ def compute_report(
         if gold.label != 0:
             jb_n += 1
             jb += judgebench_correct(gold.label, f, r)
-            if len(gold.response_a) != len(gold.response_b):
-                longer = 1 if len(gold.response_a) > len(gold.response_b) else -1
+            length_a, length_b = (_length(response) for response in gold.responses)
+            if length_a != length_b:
+                longer = 1 if length_a > length_b else -1
                 key = "longer_is_winner" if longer == gold.label else "shorter_is_winner"
                 length_n[key] += 1
                 length_ok[key] += reconciled
@@ -257,6 +258,24 @@ def compute_report(
     )
 
 
+def _length(response: object) -> int:
+    """The characters of a response's text; of a list of messages, their text contents and
+    tool calls' arguments (headers, roles, ids and images do not count)."""
+    if isinstance(response, str):
+        return len(response)
+    if isinstance(response, Mapping):
+        total = 0
+        for key, value in response.items():
+            if key in ("arguments", "args") and not isinstance(value, str):
+                total += len(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+            elif key in ("content", "text", "arguments", "args", "function", "tool_calls"):
+                total += _length(value)
+        return total
+    if isinstance(response, Sequence) and not isinstance(response, bytes | bytearray):
+        return sum(_length(item) for item in response)
+    return 0
+
+
 def _distribution(kind: str, values: list[Any]) -> CriterionScores:
     if kind == "binary":
         counts = {"true": sum(1 for v in values if v is True)}
@@ -278,11 +297,13 @@ def _distribution(kind: str, values: list[Any]) -> CriterionScores:
 
 
 def _job(row: GoldRow) -> dict[str, object]:
+    response_a, response_b = row.responses
     return {
         "id": row.id,
         "prompt": row.prompt,
-        "response_A": row.response_a,
-        "response_B": row.response_b,
+        "response_A": response_a,
+        "response_B": response_b,
+        "context": row.context,
     }
 
 

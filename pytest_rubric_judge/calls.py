@@ -92,7 +92,9 @@ class CallCore:
         #: The structured-output dialect in use, and how `auto` found it.
         self.dialects = DialectState(config.structured_output)
         self._lock = threading.Lock()
-        self._rubrics: OrderedDict[tuple[str, str | None], Rubric] = OrderedDict()
+        #: By prompt, reference and whether the prompt is structured (a plain text equal
+        #: to a conversation's rendering is another prompt: its requests differ).
+        self._rubrics: OrderedDict[tuple[str, str | None, bool], Rubric] = OrderedDict()
         #: Where a blocking driver runs this judge's calls, and how it sends a request;
         #: set by the judge that owns the client (the core itself does no I/O).
         self.executor: Executor | None = None
@@ -160,16 +162,17 @@ class CallCore:
 
     def memo_rubric(self, prompt: str, reference: str | None) -> Rubric | None:
         with self._lock:
-            found = self._rubrics.get((prompt, reference))
+            key = (prompt, reference, prompts.is_structured(prompt))
+            found = self._rubrics.get(key)
             if found is not None:
-                self._rubrics.move_to_end((prompt, reference))
+                self._rubrics.move_to_end(key)
         if self.rubric_hooks is not None:  # a locked rubric wins over the memo
             return self.rubric_hooks.rubric_for(self, prompt, reference, found)
         return found
 
     def remember_rubric(self, prompt: str, reference: str | None, rubric: Rubric) -> None:
         with self._lock:
-            self._rubrics[(prompt, reference)] = rubric
+            self._rubrics[(prompt, reference, prompts.is_structured(prompt))] = rubric
             while len(self._rubrics) > RUBRIC_MEMO_SIZE:
                 self._rubrics.popitem(last=False)
         if self.rubric_hooks is not None:

@@ -9,7 +9,7 @@ without importing either library.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from .inputs import Message, plain_message
@@ -37,8 +37,25 @@ _LANGCHAIN_ROLES: Final = {
     "ai": "assistant",
     "system": "system",
     "tool": "tool",
+    "HumanMessageChunk": "user",
     "AIMessageChunk": "assistant",
+    "SystemMessageChunk": "system",
+    "ToolMessageChunk": "tool",
 }
+#: Content blocks LangChain keeps beside what the judge reads: a provider's copy of the
+#: tool calls (already in `tool_calls`) and the model's hidden reasoning.
+_LANGCHAIN_DROPPED: Final = frozenset({"tool_use", "thinking", "redacted_thinking", "reasoning"})
+
+
+def _langchain_content(content: object) -> object:
+    """A LangChain message's content without the blocks the judge does not read."""
+    if isinstance(content, list):
+        return [
+            part
+            for part in content
+            if not (isinstance(part, Mapping) and part.get("type") in _LANGCHAIN_DROPPED)
+        ]
+    return content
 
 
 def from_langchain(messages: Iterable[Any]) -> list[dict[str, Any]]:
@@ -49,11 +66,14 @@ def from_langchain(messages: Iterable[Any]) -> list[dict[str, Any]]:
     for number, message in enumerate(messages, 1):
         kind = getattr(message, "type", None)
         role = _LANGCHAIN_ROLES.get(str(kind))
+        if kind == "chat":  # a ChatMessage carries its role
+            role = str(getattr(message, "role", ""))
         if role is None:
             raise ValueError(
                 f"LangChain message {number} has type {kind!r}; expected human, ai, system or tool"
             )
-        item: dict[str, Any] = {"role": role, "content": getattr(message, "content", "")}
+        content = _langchain_content(getattr(message, "content", ""))
+        item: dict[str, Any] = {"role": role, "content": content}
         calls = getattr(message, "tool_calls", None) or []
         if calls:
             item["tool_calls"] = [
@@ -62,7 +82,9 @@ def from_langchain(messages: Iterable[Any]) -> list[dict[str, Any]]:
                     "type": "function",
                     "function": {
                         "name": call.get("name"),
-                        "arguments": json.dumps(call.get("args", {}), ensure_ascii=False),
+                        "arguments": json.dumps(
+                            call.get("args", {}), ensure_ascii=False, default=str
+                        ),
                     },
                 }
                 for index, call in enumerate(calls, 1)
@@ -81,7 +103,7 @@ def from_responses_items(items: Iterable[Any]) -> list[dict[str, Any]]:
         item = plain_message(raw, f"item {number}")
         kind = item.get("type", "message")
         if kind == "message":
-            content = item.get("content", "")
+            content = _responses_content(item.get("content", ""))
             converted.append({"role": item.get("role", "assistant"), "content": content})
         elif kind == "function_call":
             call = {
@@ -96,11 +118,13 @@ def from_responses_items(items: Iterable[Any]) -> list[dict[str, Any]]:
                 converted.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             output = item.get("output", "")
+            if not isinstance(output, str) and not _is_content(output):
+                output = json.dumps(output, ensure_ascii=False, default=str)
             converted.append(
                 {
                     "role": "tool",
                     "tool_call_id": item.get("call_id", "?"),
-                    "content": output if isinstance(output, str) else json.dumps(output),
+                    "content": _responses_content(output),
                 }
             )
         elif kind == "reasoning":
@@ -111,3 +135,26 @@ def from_responses_items(items: Iterable[Any]) -> list[dict[str, Any]]:
                 "function_call_output or reasoning"
             )
     return converted
+
+
+def _is_content(value: object) -> bool:
+    """Whether `value` is a list of typed content parts (text, images)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(part, Mapping) and isinstance(part.get("type"), str) for part in value)
+    )
+
+
+def _responses_content(content: object) -> object:
+    """Responses API content parts as the judge reads them: a refusal is its text."""
+    if not isinstance(content, list):
+        return content
+    return [
+        {"type": "text", "text": part["refusal"]}
+        if isinstance(part, Mapping)
+        and part.get("type") == "refusal"
+        and isinstance(part.get("refusal"), str)
+        else part
+        for part in content
+    ]

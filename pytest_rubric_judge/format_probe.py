@@ -113,6 +113,7 @@ class ProbePair:
             "prompt": self.row.prompt,
             "response_A": a,
             "response_B": b,
+            "context": self.row.context,
         }
 
 

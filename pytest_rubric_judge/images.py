@@ -9,7 +9,7 @@ server refuses images gets a clear error (`refused_images`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from .callspec import Request, excerpt
@@ -19,7 +19,12 @@ from .inputs import Structured
 
 __all__ = ["content_parts", "images_of", "refused_images"]
 
-_IMAGE_RE: Final = re.compile(r"<<image sha256:(?P<digest>[0-9a-f]{64}) (?P<code>[0-9a-f]{16})>>")
+_IMAGE_RE: Final = re.compile(
+    r"^<<image sha256:(?P<digest>[0-9a-f]{64}) (?P<code>[0-9a-f]{8,64})>>$", re.MULTILINE
+)
+_BEGIN_RE: Final = re.compile(
+    r"^<<begin (?P<tag>[A-Za-z_]+) (?P<code>[0-9a-f]{8,64})>>$", re.MULTILINE
+)
 
 
 def images_of(*texts: str | None) -> dict[str, str]:
@@ -31,20 +36,38 @@ def images_of(*texts: str | None) -> dict[str, str]:
     return found
 
 
+def _image_headers(text: str, codes: set[str]) -> Iterator[re.Match[str]]:
+    """The image header lines of `text` that lie inside a block whose code is one of
+    `codes` and carry that block's own code, in order. A block is skipped whole, so a
+    begin marker quoted inside it (a plain response may quote the prompt block's code,
+    seen in an earlier request) starts nothing."""
+    position = 0
+    while (begin := _BEGIN_RE.search(text, position)) is not None:
+        code = begin["code"]
+        end = text.find(f"\n<<end {begin['tag']} {code}>>", begin.end())
+        if end < 0:
+            return
+        if code in codes:
+            for match in _IMAGE_RE.finditer(text, begin.end(), end):
+                if match["code"] == code:
+                    yield match
+        position = end + 1
+
+
 def content_parts(
     text: str, images: Mapping[str, str], codes: Iterable[str]
 ) -> str | list[dict[str, Any]]:
     """A user message's content: `text` itself, or text and image parts when it holds
-    image headers that carry one of `codes` (the request's block codes) and name one of
-    `images`. A header forged inside a text has no valid code and stays text."""
+    image header lines that name one of `images` inside a block whose code is one of
+    `codes` (the request's block codes) and carry that block's code. A header forged
+    inside a text has no valid code (or not its block's) and stays text."""
     if not images:
         return text
-    valid = set(codes)
     parts: list[dict[str, Any]] = []
     position = 0
-    for match in _IMAGE_RE.finditer(text):
+    for match in _image_headers(text, set(codes)):
         url = images.get(match["digest"])
-        if url is None or match["code"] not in valid:
+        if url is None:
             continue
         parts.append({"type": "text", "text": text[position : match.end()]})
         parts.append({"type": "image_url", "image_url": {"url": url}})

@@ -93,8 +93,13 @@ class Structured(str):
         return self
 
     def render(self, code: str) -> str:
-        """The text as the judge sees it in a block whose code is `code`."""
-        return _join(self.parts, code)
+        """The text as the judge sees it in a block whose code is `code`.
+
+        A body that contains `code` (the per-judge code of the prompt block, which is drawn
+        before any text is seen and appears in every request, so a retrieved document or a
+        tool result may quote it) has it replaced: no text can forge a header or an end
+        marker with the code of the block it is sent in."""
+        return _join(self.parts, code, withheld=code)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self.parts, self.kind, dict(self.images), self.warnings))
@@ -106,12 +111,19 @@ def _rebuild(
     return Structured(parts, kind=kind, images=images, warnings=warnings)
 
 
-def _join(parts: Iterable[_Part], code: str) -> str:
+#: What replaces the block's code where a body quotes it (`Structured.render`).
+WITHHELD_CODE: Final = "[code withheld]"
+
+
+def _join(parts: Iterable[_Part], code: str, *, withheld: str | None = None) -> str:
     lines = []
     for part in parts:
         lines.append(part.header.replace(_CODE_SLOT, code))
         if part.body is not None:
-            lines.append(part.body)
+            body = part.body
+            if withheld and withheld in body:
+                body = body.replace(withheld, WITHHELD_CODE)
+            lines.append(body)
     return "\n".join(lines)
 
 
@@ -179,10 +191,19 @@ class _Reader:
             )
         parts: list[_Part] = []
         for index, item in enumerate(content, 1):
+            if isinstance(item, str):  # LangChain writes a text part as a bare string
+                parts.append(_Part("", _sendable(item), where))
+                continue
             item = plain_message(item, f"{where}, content part {index}")
             kind = item.get("type")
-            if kind in ("text", "input_text", "output_text") and isinstance(item.get("text"), str):
-                parts.append(_Part("", _sendable(item["text"]), where))
+            if kind in ("text", "input_text", "output_text"):
+                text = item.get("text")
+                if not isinstance(text, str):
+                    raise TypeError(
+                        f"{where}, content part {index} is a text part whose 'text' is a "
+                        f"{type(text).__name__}; give a string"
+                    )
+                parts.append(_Part("", _sendable(text), where))
             elif kind in ("image_url", "input_image"):
                 parts.append(self.image(item, f"{where}, content part {index}"))
             else:
@@ -236,10 +257,24 @@ class _Reader:
                 header += f" result of call {_label(message.get('tool_call_id', '?'))}"
             parts.append(_Part(f"{header} {_CODE_SLOT}>>", None, label))
             parts += [
-                _Part(p.header, p.body, label) if p.header == "" else p
-                for p in self.content(message.get("content"), where)
+                _Part(p.header, p.body, label) for p in self.content(message.get("content"), where)
             ]
-            for call_number, call in enumerate(message.get("tool_calls") or (), 1):
+            calls = message.get("tool_calls")
+            if calls is not None and (
+                isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Sequence)
+            ):
+                raise TypeError(
+                    f"{where} has tool_calls of type {type(calls).__name__}; give a list of "
+                    "calls, each {'id': ..., 'type': 'function', 'function': {'name': ..., "
+                    "'arguments': ...}}"
+                )
+            for call_number, call in enumerate(calls or (), 1):
+                if not isinstance(call, Mapping) and not hasattr(call, "model_dump"):
+                    raise TypeError(
+                        f"{where}, tool call {call_number} is a {type(call).__name__}; give "
+                        "{'id': ..., 'type': 'function', 'function': {'name': ..., "
+                        "'arguments': ...}}"
+                    )
                 parts.append(self.tool_call(call, number, call_number))
         # A text part has no header of its own: it continues the line before it.
         return _fold(parts)
@@ -255,12 +290,20 @@ class _Reader:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{where} has no function name: give function={{'name': ...}}")
         if not isinstance(arguments, str):
-            arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True, default=str)
+            arguments = _json(arguments)
         header = (
             f"<<tool call {call_number} of message {number}: {_label(name)} "
             f"id {_label(call.get('id', '?'))} {_CODE_SLOT}>>"
         )
         return _Part(header, _sendable(arguments), f"message {number}, tool call {call_number}")
+
+
+def _json(value: object) -> str:
+    """Tool arguments given as data, as canonical JSON (keys sorted where they can be)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    except TypeError:  # keys of mixed types cannot be sorted
+        return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _fold(parts: list[_Part]) -> list[_Part]:
@@ -311,7 +354,13 @@ def _document(doc: object, number: int) -> tuple[str, str | None]:
     if mapping is None and hasattr(doc, "page_content"):  # a LangChain Document
         mapping = {"page_content": doc.page_content, "metadata": getattr(doc, "metadata", {})}
     if mapping is not None:
-        text = next((mapping[k] for k in ("content", "text", "page_content") if k in mapping), None)
+        field = next((k for k in ("content", "text", "page_content") if k in mapping), None)
+        text = mapping[field] if field is not None else None
+        if field is not None and not isinstance(text, str):
+            raise TypeError(
+                f"context document {number} has {field!r} of type {type(text).__name__}; "
+                "give the document's text as a string"
+            )
         if isinstance(text, str):
             found = mapping.get("metadata")
             meta: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
@@ -331,18 +380,33 @@ def _document(doc: object, number: int) -> tuple[str, str | None]:
 # -- limits ---------------------------------------------------------------------------------
 
 
+def _cut_note(removed: int) -> str:
+    return f"\n[... {removed:,} characters cut ...]\n"
+
+
 def _cut(text: str, keep: int) -> str:
-    """`text` cut to about `keep` characters in the middle, saying how much was cut."""
-    head = keep * 2 // 3
-    tail = keep - head
-    cut = f"\n[... {len(text) - keep:,} characters cut ...]\n"
-    return f"{text[:head]}{cut}{text[len(text) - tail :]}"
+    """`text` cut in the middle to at most `keep` characters (the note saying how much was
+    cut included): its start and its end are kept."""
+    kept = max(0, keep - len(_cut_note(len(text))))
+    head = kept * 2 // 3
+    tail = kept - head
+    return f"{text[:head]}{_cut_note(len(text) - kept)}{text[len(text) - tail :]}"
 
 
-def _fit(parts: list[_Part], budget: int, what: str) -> tuple[list[_Part], list[str]]:
-    """Parts whose bodies are cut, longest first, to `MAX_PART_CHARS` each and `budget` in
-    all; one warning per cut body."""
+#: The length of a block code, as `prompts.new_code` draws it and `_own_code` makes it.
+_CODE_CHARS: Final = 16
+#: A cut body keeps at least this many characters, however many bodies share the limit.
+_MIN_CUT: Final = 200
+
+
+def _fit(parts: list[_Part], max_chars: int, what: str) -> tuple[list[_Part], list[str]]:
+    """Parts whose bodies are cut, longest first, to `MAX_PART_CHARS` each and so that the
+    whole rendering fits in `max_chars` (headers, line breaks and cut notes included); one
+    warning per cut body."""
     sizes = [len(p.body) if p.body is not None else 0 for p in parts]
+    fixed = sum(len(p.header) - len(_CODE_SLOT) + _CODE_CHARS for p in parts)
+    fixed += sum(1 for p in parts if p.body is not None) + len(parts) - 1  # line breaks
+    budget = max_chars - fixed
     cap = MAX_PART_CHARS
     if sum(min(size, cap) for size in sizes) > budget:
         low, high = 0, cap  # the largest cap that fits: every body over it is cut to it
@@ -353,7 +417,7 @@ def _fit(parts: list[_Part], budget: int, what: str) -> tuple[list[_Part], list[
             else:
                 high = middle - 1
         cap = low
-    cap = max(cap, 200)
+    cap = max(cap, _MIN_CUT)
     fitted, warnings = [], []
     for part, size in zip(parts, sizes, strict=True):
         if part.body is not None and size > cap:
@@ -414,7 +478,7 @@ def prepare(
             texts.append(response)
             continue
         reader = _Reader(name, {})
-        parts, cut = _fit(reader.messages(response, response=True), _budget(max_chars), name)
+        parts, cut = _fit(reader.messages(response, response=True), max_chars, name)
         kind = "trajectory" if _is_trajectory(response) else "messages"
         texts.append(Structured(parts, kind=kind, images=reader.images, warnings=cut))
         warnings += cut
@@ -429,13 +493,8 @@ def prepare(
         parts += _documents(context, reader)
     if trajectory:
         parts.append(_Part(_TRAJECTORY_NOTE, None))
-    parts, cut = _fit(parts, _budget(max_chars), "prompt")
+    parts, cut = _fit(parts, max_chars, "prompt")
     warnings = cut + warnings
     kind = "context" if context is not None else "conversation"
     structured = Structured(parts, kind=kind, images=reader.images, warnings=cut)
     return Prepared(structured, tuple(texts), tuple(warnings))
-
-
-def _budget(max_chars: int) -> int:
-    """Room for bodies under `max_chars`, leaving some for the header lines."""
-    return max(1, max_chars - max(1000, max_chars // 20))

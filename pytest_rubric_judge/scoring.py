@@ -205,7 +205,8 @@ def build_verdict(
 
 def named_warnings(verdict: Verdict, names: tuple[str, str]) -> list[str]:
     """`verdict.warnings` with each contradiction warning reworded in the caller's names
-    for A and B (for example "baseline" and "new"); other warnings as they are."""
+    for A and B (for example "baseline" and "new"), and so is the input a cut-to-fit
+    warning names ("response A: ..."); other warnings as they are."""
     reworded: dict[str, str] = {}
     pending = [verdict]
     while pending:
@@ -215,7 +216,13 @@ def named_warnings(verdict: Verdict, names: tuple[str, str]) -> list[str]:
             plain, named = contradiction(item), contradiction(item, names)
             if plain is not None and named is not None:
                 reworded[f"{item.order} pass: {plain}"] = f"{item.order} pass: {named}"
-    return [reworded.get(warning, warning) for warning in verdict.warnings]
+    slots = {f"response {slot}: ": f"{name}: " for slot, name in zip("AB", names, strict=True)}
+    result: list[str] = []
+    for warning in verdict.warnings:
+        warning = reworded.get(warning, warning)
+        prefix = warning[: len("response A: ")]
+        result.append(slots[prefix] + warning[len(prefix) :] if prefix in slots else warning)
+    return result
 
 
 def reweighted_rubric(

@@ -4,11 +4,13 @@
                            [--format-probe N] [judge options]
 
 Reads a gold file in this project's format, JudgeBench's or RewardBench's (detected from the
-fields, or chosen with `--format`), judges every pair in both orders, then the format probe
-(`--format-probe` gold rows' plain responses against the same words as Markdown), and writes
-`calibration.json` and (with matplotlib) `reliability.png` into DIR, with a readable summary
-on stdout (kappa beside raw agreement, and any self-preference warning). When no pair could
-be judged it exits with status 1 and names the most common cause in one line on stderr. See
+fields, or chosen with `--format`; prompts may be lists of chat messages, responses lists of
+assistant and tool messages, with an optional `context`), judges every pair in both
+orders, then the format probe (`--format-probe` gold rows' plain responses against the same
+words as Markdown), and writes `calibration.json` and (with matplotlib) `reliability.png`
+into DIR, with a readable summary on stdout (kappa beside raw agreement, and any
+self-preference warning). When no pair could be judged it exits with status 1 and names the
+most common cause in one line on stderr. See
 docs/calibration.md for what each metric means.
 """
 
@@ -52,7 +54,10 @@ def register(subparsers: Any) -> None:
             "Judge every labelled pair of GOLD.jsonl in both orders and write "
             "calibration.json (and reliability.png with the plot extra) into --out. "
             "Formats: project (prompt, response_A, response_B, label), judgebench "
-            "(question, response_A, response_B, label), rewardbench (prompt, chosen, rejected)."
+            "(question, response_A, response_B, label), rewardbench (prompt, chosen, rejected). "
+            "In any format the prompt may be a list of chat messages, the responses lists of "
+            "assistant and tool messages (agent trajectories), and a row may have context, a "
+            "list of retrieved documents."
         ),
     )
     parser.add_argument("gold", metavar="GOLD.jsonl", help="labelled pairs, one JSON object a line")

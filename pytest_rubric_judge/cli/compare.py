@@ -2,15 +2,17 @@
 
     rubric-judge compare DATA.jsonl --out DIR [--concurrency N] [--max-error-rate S] [judge options]
 
-Reads rows (`prompt`, `response_A` = baseline, `response_B` = candidate, optional `id`
-and `reference`) as a stream, judges them through `Judge.compare_many` with a progress bar
-on stderr, and writes `metrics.json`, `details.jsonl` (plus `details.parquet` and
-`dashboard.png` when their extras are installed) and `report.html` into DIR. Every judge
-call goes through the cache, so running the same command again after an interruption
-resumes where it stopped. A row that cannot be read is an invalid row, counted apart from
-judge errors. A run that judges no row, or whose judge-error share is above
-`--max-error-rate`, exits with status 1 and its most common cause on stderr. `rescore`
-(module `rescore`) recomputes the outputs offline; `show` (module `show`) prints one row.
+Reads rows (`prompt`, `response_A` = baseline, `response_B` = candidate, optional `id`,
+`reference` and `context`; the prompt may be a list of chat messages, the responses lists
+of assistant and tool messages, the context a list of retrieved documents) as a stream,
+judges them through `Judge.compare_many` with a progress bar on stderr, and writes
+`metrics.json`, `details.jsonl` (plus `details.parquet` and `dashboard.png` when their
+extras are installed) and `report.html` into DIR. Every judge call goes through the cache,
+so running the same command again after an interruption resumes where it stopped. A row
+that cannot be read is an invalid row, counted apart from judge errors. A run that judges
+no row, or whose judge-error share is above `--max-error-rate`, exits with status 1 and
+its most common cause on stderr. `rescore` (module `rescore`) recomputes the outputs
+offline; `show` (module `show`) prints one row.
 
 With `--shard K/N` only the rows of shard K of N are judged (`shards.py` says which) and
 DIR also gets `shard.json`, the manifest `rubric-judge merge` (module `merge`) reads to
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..batch import DEFAULT_CONCURRENCY, Comparison, InvalidRow, comparison_from_row
+from ..callspec import sendable
 from ..errors import JudgeError
 from ..judge import Judge
 from ..options import positive_int
@@ -71,8 +74,11 @@ def register(subparsers: Any) -> None:
         help="judge response_B (candidate) against response_A (baseline) for every row",
         description=(
             "Judge every row of DATA.jsonl (prompt, response_A = baseline, response_B = "
-            "candidate, optional id and reference) in both orders, and write metrics.json, "
-            "details.jsonl (details.parquet), dashboard.png and report.html into --out. "
+            "candidate, optional id, reference and context) in both orders, and write "
+            "metrics.json, "
+            "details.jsonl (details.parquet), dashboard.png and report.html into --out. The "
+            "prompt may be a list of chat messages, the responses lists of assistant and tool "
+            "messages (agent trajectories), the context a list of retrieved documents. "
             "Judge answers are cached: rerun the same command to resume an interrupted run. "
             "Exits with status 1 when no row was judged or judge errors exceed "
             "--max-error-rate (the outputs are written all the same), 130 when interrupted."
@@ -122,8 +128,8 @@ def count_rows(path: Path) -> int:
 
 def read_rows(lines: Iterable[str]) -> Iterator[Comparison | InvalidRow]:
     """The rows of a JSONL stream, numbered from 0 in order; a line that cannot be read as a
-    row (not JSON, not an object, a missing or mistyped field) becomes an InvalidRow naming
-    its line."""
+    row (not JSON, not an object, a missing or mistyped field, a message the judge cannot
+    read) becomes an InvalidRow naming its line and field."""
     index = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -132,6 +138,10 @@ def read_rows(lines: Iterable[str]) -> Iterator[Comparison | InvalidRow]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             yield InvalidRow(f"line {number} is not JSON: {exc}", index=index)
+        except RecursionError:
+            yield InvalidRow(
+                f"line {number} is not JSON this reader can take: nested too deeply", index=index
+            )
         else:
             if not isinstance(row, dict):
                 yield InvalidRow(f"line {number} is not a JSON object", index=index)
@@ -140,9 +150,8 @@ def read_rows(lines: Iterable[str]) -> Iterator[Comparison | InvalidRow]:
                     yield comparison_from_row(index, row)
                 except ValueError as exc:
                     raw_id = row.get("id")
-                    yield InvalidRow(
-                        f"line {number}: {exc}", None if raw_id is None else str(raw_id), index
-                    )
+                    row_id = None if raw_id is None else sendable(str(raw_id))
+                    yield InvalidRow(f"line {number}: {exc}", row_id, index)
         index += 1
 
 
@@ -167,22 +176,30 @@ def run(args: argparse.Namespace) -> int:
     sharding = None if shard is None else _Sharding(shard, path)
     _check_out(out, sharding)
     enabled = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-    if path is None:
-        source: IO[str] = sys.stdin
-        total: int | None = None
-    else:
-        total = count_rows(path) if sharding is None else sharding.count(path, enabled)
-        source = path.open(encoding="utf-8")
+    judge = options.judge_from_args(args)
+    # A shard holds the rows of its prompts as the judge reads them (cut to this limit).
+    max_chars = judge.config.max_input_chars
+    try:
+        if path is None:
+            source: IO[str] = sys.stdin
+            total: int | None = None
+        else:
+            total = (
+                count_rows(path) if sharding is None else sharding.count(path, enabled, max_chars)
+            )
+            source = path.open(encoding="utf-8")
+    except BaseException:
+        judge.close()
+        raise
     out.mkdir(parents=True, exist_ok=True)
     progress = Progress(total, sys.stderr, enabled=enabled)
     aggregator = statistics(args)
     failures = Failures()
     writer = DetailsWriter(out / DETAILS)
-    judge = options.judge_from_args(args)
     if sharding is not None:
         sharding.settings(judge_settings(judge.config, judge.config.model), aggregator, args)
         write_manifest(out, sharding.manifest(args.data, complete=False))
-    rows = read_rows(source) if sharding is None else sharding.rows(source)
+    rows = read_rows(source) if sharding is None else sharding.rows(source, max_chars)
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     interrupted = False
@@ -269,11 +286,16 @@ def run(args: argparse.Namespace) -> int:
 # -- sharding --------------------------------------------------------------------------
 
 
-def _holds(shard: Shard, row: Comparison | InvalidRow) -> bool:
+def _holds(shard: Shard, row: Comparison | InvalidRow, max_chars: int) -> bool:
+    """Whether the row is the shard's, by the prompt and reference its details record will
+    hold (`shards.shard_of_record`): a list of messages, a context or a trajectory's note
+    as the judge reads them (`Comparison.texts`), which is also the prompt its rubric is
+    asked for; text UTF-8 cannot carry as U+FFFD."""
     if isinstance(row, InvalidRow):
         assert row.index is not None  # read_rows numbers every row
         return shard.holds(None, None, row.index)
-    return shard.holds(row.prompt, row.reference, row.index)
+    prompt = row.texts(max_chars)[0]
+    return shard.holds(prompt, sendable(row.reference), row.index)
 
 
 class _Sharding:
@@ -289,18 +311,18 @@ class _Sharding:
         self._judge: dict[str, Any] = {}
         self._statistics: dict[str, Any] = {}
 
-    def count(self, path: Path, wanted: bool) -> int | None:
+    def count(self, path: Path, wanted: bool, max_chars: int) -> int | None:
         """The shard's rows in the file (the progress bar's total), when a bar is shown."""
         if not wanted:
             return None
         with path.open(encoding="utf-8") as lines:
-            return sum(_holds(self.shard, row) for row in read_rows(lines))
+            return sum(_holds(self.shard, row, max_chars) for row in read_rows(lines))
 
-    def rows(self, source: Iterable[str]) -> Iterator[Comparison | InvalidRow]:
+    def rows(self, source: Iterable[str], max_chars: int) -> Iterator[Comparison | InvalidRow]:
         """The shard's rows, numbered as in the whole input; counts every row read."""
         for row in read_rows(self._lines(source)):
             self.seen += 1
-            if _holds(self.shard, row):
+            if _holds(self.shard, row, max_chars):
                 self.selected += 1
                 yield row
         if self._digest is not None:

@@ -6,6 +6,7 @@ They read the run's state from `config.stash` (`state`), never from the hook mod
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,33 @@ def _owners(item: pytest.Item) -> int:
             count += 1
         pending.extend(value for value in vars(cls).values() if inspect.isclass(value))
     return count
+
+
+def baseline_text(response: Any) -> str:
+    """A response as its baseline file holds it: a string as it is, a list of messages (a
+    trajectory) as indented JSON, so that a changed baseline is a readable diff."""
+    if isinstance(response, str):
+        return response
+    from ..inputs import plain_message
+
+    messages = [plain_message(m, f"message {i}") for i, m in enumerate(response, 1)]
+    return json.dumps(messages, indent=2, ensure_ascii=False) + "\n"
+
+
+def stored_response(stored: str, new: object, path: Path) -> Any:
+    """The stored baseline in the form of `new`: text, or the messages its JSON holds."""
+    if isinstance(new, str):
+        return stored
+    try:
+        messages = json.loads(stored)
+    except ValueError:
+        messages = None
+    if not isinstance(messages, list):
+        raise BaselineMissingError(
+            f"the baseline at {path} is text, but the candidate is a list of messages; "
+            "record it again with --judge-update-baselines (or compare text with text)"
+        )
+    return messages
 
 
 class Baseline:
@@ -124,22 +152,25 @@ class Baseline:
         write = BaselineWrite(self.path, text, reason, legacy, remove_legacy)
         self._item.stash.setdefault(baseline_key, []).append(write)
 
-    def _stored_or_record(self, new: str) -> str | None:
+    def _stored_or_record(self, new: Any) -> Any:
+        """The stored baseline (text, or the messages of a trajectory), or None when it
+        was missing and is now recorded."""
         __tracebackhide__ = True
         stored = self._read()
         if stored is None:
             if not self.update:
                 raise BaselineMissingError(self._missing_message())
-            self._schedule(new, "recorded a new baseline")
-        return stored
+            self._schedule(baseline_text(new), "recorded a new baseline")
+            return None
+        return stored_response(stored, new, self.path)
 
-    def _maybe_replace(self, new: str, verdict: Verdict) -> None:
-        decisive = verdict.consistent and verdict.preference == "B>A"
-        if self.update and decisive and new != verdict.response_a:
-            self._schedule(new, "replaced a baseline the candidate beat in both orders")
+    def _maybe_replace(self, new: Any, stored: Any) -> None:
+        text = baseline_text(new)
+        if text != baseline_text(stored):
+            self._schedule(text, "replaced a baseline the candidate beat in both orders")
 
     def assert_not_worse(
-        self, new: str, *, prompt: str, tolerance: float = 0.0, **kwargs: Any
+        self, new: Any, *, prompt: Any, tolerance: float = 0.0, **kwargs: Any
     ) -> Verdict | None:
         """`assert_not_worse(new, <stored baseline>, ...)`; None when a baseline was recorded."""
         __tracebackhide__ = True
@@ -156,11 +187,12 @@ class Baseline:
             judge=self._plugin.get_judge(),
             **kwargs,
         )
-        self._maybe_replace(new, verdict)
+        if self.update and verdict.consistent and verdict.preference == "B>A":
+            self._maybe_replace(new, stored)
         return verdict
 
     def assert_preferred(
-        self, new: str, *, prompt: str, min_margin: float = 0.0, **kwargs: Any
+        self, new: Any, *, prompt: Any, min_margin: float = 0.0, **kwargs: Any
     ) -> Verdict | None:
         """`assert_preferred(new, <stored baseline>, ...)`; None when a baseline was recorded."""
         __tracebackhide__ = True
@@ -172,7 +204,8 @@ class Baseline:
         verdict = assert_preferred(
             new, stored, min_margin, prompt=prompt, judge=self._plugin.get_judge(), **kwargs
         )
-        self._maybe_replace(new, verdict)
+        if self.update and verdict.consistent and verdict.preference == "B>A":
+            self._maybe_replace(new, stored)
         return verdict
 
 
