@@ -137,7 +137,11 @@ def throughput(args: argparse.Namespace) -> None:
     # compare_many's module (and aiohttp) load on first use: import them here, outside the
     # timed window, or the first level measured pays their import (~0.12 s of CPU and wall).
     import pytest_rubric_judge.batch  # noqa: F401
+    from pytest_rubric_judge import plans
     from pytest_rubric_judge.judge import Judge
+
+    if args.gc_threshold is not None:  # for paired runs against the default
+        plans.BATCH_GC_THRESHOLD = args.gc_threshold
 
     levels = [int(c) for c in args.concurrency.split(",")]
     results = []
@@ -510,6 +514,12 @@ def main() -> int:
     t.add_argument("--concurrency", default="1,8,32,128")
     t.add_argument("--latency", type=float, default=0.1)
     t.add_argument("--servers", type=int, default=1)
+    t.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=None,
+        help="the young generation's GC threshold during a batch (700: CPython's default)",
+    )
     w = sub.add_parser("warm")
     w.add_argument("--rows", type=int, default=100_000)
     w.add_argument("--prompts", type=int, default=1000)

@@ -6,14 +6,15 @@ Each is turned here, once, into a `Structured` text: a `str` whose value is a ca
 rendering (what cache keys, size limits and reports see) and which remembers its parts,
 so that `prompts.block` can render it again with the random code of the block it is sent
 in. Every message, tool call, tool result, document and image then starts at a header
-line that carries that code, `<<message 2 assistant CODE>>`; text inside a message cannot
-contain the code (it is drawn after the text is known), so a tool result or a document
-can never forge a message, a tool call, or the end of its block.
+line that carries that code, `<<message 2 assistant CODE>>`. No text inside a part holds
+the code: a response block's code is drawn after the text is known, and the prompt
+block's (drawn once per judge, so seen in every request) is withheld where a text quotes
+it (`render`). A tool result or a document can never forge a message, a tool call, or the
+end of its block.
 
-The canonical rendering uses the text's own digest as its code, which its parts cannot
-contain either; it is stable across runs and machines, so it can be part of a cache key.
-Images stay out of it: an image is its SHA-256, and its data travels beside the text
-(`Structured.images`) into the request's content parts.
+The canonical rendering has the parts' own digest for a code: stable across runs and
+machines, so it can be in a cache key. An image is in it by its SHA-256; its data travels
+beside the text (`Structured.images`) into the request's content parts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, TypeAlias
 
 __all__ = [
     "ContextInput",
@@ -52,8 +53,6 @@ MAX_PART_CHARS: Final = 50_000
 MAX_IMAGE_CHARS: Final = 20_000_000
 _LABEL_RE: Final = re.compile(r"[^A-Za-z0-9_.:/@-]+")
 _CODE_SLOT: Final = "{code}"
-
-Kind = Literal["prompt", "response", "reference"]
 
 
 @dataclass(frozen=True)

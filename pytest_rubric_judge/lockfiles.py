@@ -98,6 +98,9 @@ def _text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _text)
+#: A conversation's or a context's prompt is a `str` subclass (`inputs.Structured`):
+#: written as its text, which is what a later run looks it up by.
+_Dumper.add_multi_representer(str, _text)
 
 
 def _entry_data(entry: LockEntry) -> dict[str, object]:

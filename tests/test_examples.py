@@ -79,7 +79,7 @@ def test_all_pass_with_one_stand_in_line(runs: tuple[Path, str, str]) -> None:
     _, first, second = runs
     for output in (first, second):
         count = _collected(output)
-        assert count >= 8
+        assert count >= 12
         assert re.search(rf"^=+ {count} passed in ", output, re.MULTILINE), output
         assert output.count(STAND_IN_LINE) == 1, output
         header = output.split("collected", 1)[0]
@@ -92,10 +92,17 @@ def test_every_judged_test_shows_its_criterion_table(runs: tuple[Path, str, str]
     sections = first.split("Captured rubric judge call")[1:]
     assert len(sections) == _collected(first)
     for section in sections:
+        if re.match(r"[-\s]*assert_meets_rubric", section):  # pointwise: one response
+            assert re.search(r"criterion\s+weight\s+score\s+justification", section)
+            assert re.search(r"^\s+weighted\s+\d\.\d{3}$", section, re.MULTILINE)
+            continue
         assert re.search(r"criterion\s+weight\s+baseline\s+new\s+shorter justification", section)
         assert re.search(r"^\s+weighted\s+1\.00\s+\d\.\d{3}\s+\d\.\d{3}", section, re.MULTILINE)
     for name in _judged_tests(folder):
         assert re.search(rf"^PASS test_\w+\.py::{name}\b", first, re.MULTILINE), name
+    # The structured examples' rubrics: a trajectory's tool use, a RAG answer's grounding.
+    assert re.search(r"^\s+tool_use\s+\d\.\d\d\s+\d\s+\d\s", first, re.MULTILINE), first
+    assert re.search(r"^\s+groundedness\s+\d\.\d\d\s+\d\s+\d\s", first, re.MULTILINE), first
 
 
 def test_first_run_asks_the_judge_and_second_replays_the_cache(

@@ -77,6 +77,9 @@ def test_examples_against_gemma_on_llama_cpp_python(tmp_path: Path, gguf: Path) 
     # A real model may lose a comparison; it must not fail to answer.
     assert errors == 0, out[-4000:]
     assert judged >= 4 and requests >= judged
+    # The structured examples too: a conversation, an agent's trajectories, RAG context.
+    for module in ("test_chat.py", "test_agent.py", "test_rag.py"):
+        assert module in out, module
     assert " ERROR " not in out and "JudgeOutputError" not in out, out[-4000:]
     assert "judge structured output: json_object_schema; refused: json_schema (HTTP 500)" in out
     assert "stand-in" not in out.lower()  # the configured judge, not the offline stand-in

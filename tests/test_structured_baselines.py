@@ -67,3 +67,33 @@ def test_a_text_baseline_for_a_trajectory_candidate_says_how_to_fix_it(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*baseline at * is text, but the candidate is a list of messages*"])
     assert fake_judge.request_count == 0
+
+
+LOCKED_SUITE = """
+from pytest_rubric_judge import assert_preferred
+
+CONVERSATION = [
+    {"role": "user", "content": "I am going to Paris."},
+    {"role": "assistant", "content": "When?"},
+    {"role": "user", "content": "In May. What should I pack?"},
+]
+
+def test_chat():
+    assert_preferred("Layers and an umbrella. GOOD", "Shorts.", prompt=CONVERSATION)
+"""
+
+
+def test_the_rubric_of_a_conversation_is_locked_and_reused(
+    pytester: pytest.Pytester, fake_judge: FakeJudge, judge_args: list[str]
+) -> None:
+    fake_judge.policy = ByResponsePolicy("GOOD")
+    pytester.makepyfile(test_chat=LOCKED_SUITE)
+    result = pytester.runpytest(*judge_args, "--judge-lock-rubrics", "--judge-cache=off")
+    result.assert_outcomes(passed=1)
+    lock = pytester.path / "judge_rubrics" / "test_chat" / "test_chat.yaml"
+    text = lock.read_text(encoding="utf-8")
+    assert "In May. What should I pack?" in text and "<<message 3 user " in text
+    fake_judge.reset()
+    pytester.runpytest(*judge_args, "--judge-cache=off").assert_outcomes(passed=1)
+    tasks = [r.parsed.task for r in fake_judge.requests if r.parsed is not None]
+    assert tasks == ["pass", "pass"]  # the locked rubric, no rubric request

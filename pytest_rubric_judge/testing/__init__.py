@@ -25,6 +25,12 @@ marker; `ProbabilisticPolicy` prefers it with a known probability per sample. Th
 server never reads a verdict from the responses under test: it only sees what
 `read_request` finds between the delimiters.
 
+Conversations, agent trajectories and retrieved documents are read at the header lines
+that carry their block's code (`ParsedRequest.structure`, `split_block`): the heuristic
+adds `groundedness` to the rubric of a prompt with documents and `tool_use` to that of
+trajectories. Image parts are accepted; `FakeJudge(images=False)` refuses them as a
+text-only server does.
+
 The modules: `reading` (a request read back), `answers` (answer text in the protocol's
 shapes), `policies` and `heuristic` (how the judge decides), `handler` (request in, reply
 out, with the scripted failures and faults; no I/O, for any server to reuse), `server`
@@ -43,7 +49,14 @@ from .answers import (
     pass_yaml_answer,
     rubric_yaml_answer,
 )
-from .handler import CHAT_PATH, FakeJudgeHandler, FaultKind, RecordedRequest, Reply
+from .handler import (
+    CHAT_PATH,
+    IMAGES_REFUSED,
+    FakeJudgeHandler,
+    FaultKind,
+    RecordedRequest,
+    Reply,
+)
 from .heuristic import HeuristicPolicy, TextFeatures
 from .policies import (
     DEFAULT_CRITERIA,
@@ -54,7 +67,17 @@ from .policies import (
     ProbabilisticPolicy,
     request_criteria,
 )
-from .reading import ParsedRequest, chat_messages, message_text, read_request
+from .reading import (
+    BlockStructure,
+    ParsedRequest,
+    StructuredMessage,
+    ToolCall,
+    ToolResult,
+    chat_messages,
+    message_text,
+    read_request,
+    split_block,
+)
 from .server import FakeJudge
 
 
@@ -70,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "CHAT_PATH",
     "DEFAULT_CRITERIA",
+    "IMAGES_REFUSED",
     "Answer",
+    "BlockStructure",
     "ByResponsePolicy",
     "FakeJudge",
     "FakeJudgeHandler",
@@ -83,7 +108,10 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "ScoreValue",
+    "StructuredMessage",
     "TextFeatures",
+    "ToolCall",
+    "ToolResult",
     "chat_messages",
     "grade_yaml_answer",
     "json_answers",
@@ -93,4 +121,5 @@ __all__ = [
     "read_request",
     "request_criteria",
     "rubric_yaml_answer",
+    "split_block",
 ]

@@ -1,6 +1,7 @@
 """`python -m pytest_rubric_judge.testing`: a fake judge in the foreground.
 
     python -m pytest_rubric_judge.testing [--port N] [--model M] [--models A,B] [--latency S]
+        [--engine E] [--no-images]
 
 It prints its URL on the first line of output, then serves until Ctrl-C (and exits 0)
 or until its maximum lifetime has passed.
@@ -42,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="refuse the response_format dialects this server refuses, as it does",
     )
+    parser.add_argument(
+        "--no-images",
+        dest="images",
+        action="store_false",
+        help="refuse requests with image content parts, as a text-only model's server does",
+    )
     args = parser.parse_args(argv)
     models = None
     if args.models is not None:
@@ -53,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         models=models,
         engine=args.engine,
+        images=args.images,
     )
     fake.start()
     print(f"fake judge at {fake.url} (model {fake.model!r}); Ctrl-C to stop", flush=True)

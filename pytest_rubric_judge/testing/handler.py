@@ -29,12 +29,25 @@ from .heuristic import HeuristicPolicy
 from .policies import Answer, Policy
 from .reading import ParsedRequest, chat_messages, read_request
 
-__all__ = ["CHAT_PATH", "FakeJudgeHandler", "FaultKind", "RecordedRequest", "Reply"]
+__all__ = [
+    "CHAT_PATH",
+    "IMAGES_REFUSED",
+    "FakeJudgeHandler",
+    "FaultKind",
+    "RecordedRequest",
+    "Reply",
+]
 
 log = logging.getLogger("pytest_rubric_judge.testing")
 
 #: The one route that the policy answers (and that `request_count` counts).
 CHAT_PATH = "/v1/chat/completions"
+#: How the fake judge refuses images with `images=False`, as a text-only server does (the
+#: words of OpenAI's answer for a model without vision); `{model}` is the model's name.
+IMAGES_REFUSED = (
+    "Invalid content type. image_url is only supported by certain models: the model {model} "
+    "does not support image input."
+)
 FaultKind = Literal["reset", "hang", "non_json", "no_choices", "empty", "truncated"]
 _FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
@@ -106,7 +119,8 @@ class FakeJudgeHandler:
     any dialect (`json_schema`, `json_object`, TGI's `json`) is answered inside
     `json_answers()`, as a server that constrains its output writes, unless
     `structured_answers` is False. `engine` acts out how a real server refuses the
-    dialects it does not take (`testing.engines`).
+    dialects it does not take (`testing.engines`). `images=False` refuses a request that
+    carries image content parts as a text-only server does (HTTP 400, `IMAGES_REFUSED`).
     `record=False` keeps no request log (a long benchmark would fill memory with it).
     """
 
@@ -118,6 +132,7 @@ class FakeJudgeHandler:
         structured_answers: bool = True,
         record: bool = True,
         engine: str | None = None,
+        images: bool = True,
     ) -> None:
         if engine is not None and engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; one of {', '.join(sorted(ENGINES))}")
@@ -126,6 +141,8 @@ class FakeJudgeHandler:
         self.structured_answers = structured_answers
         #: An engine whose `response_format` refusals to act out (`testing.engines`).
         self.engine = engine
+        #: Whether image content parts are accepted (False: refused, as by a text model).
+        self.images = images
         self.record = record
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
@@ -232,8 +249,8 @@ class FakeJudgeHandler:
         messages = chat_messages(body)
         parsed: ParsedRequest | None = None
         if messages is not None:
-            try:
-                parsed = read_request(messages, body.get("seed"))
+            try:  # the messages as sent: their image parts are counted
+                parsed = read_request(body["messages"], body.get("seed"))
             except Exception:  # a request not built by our templates; answer it anyway
                 log.debug("fake judge could not read a request", exc_info=True)
         with self._lock:
@@ -254,6 +271,8 @@ class FakeJudgeHandler:
         refused = engine_refusal(self.engine, body) if self.engine is not None else None
         if refused is not None:
             return Reply(refused[0], refused[1])
+        if parsed.images and not self.images:
+            return Reply.error(400, IMAGES_REFUSED.format(model=self.model))
         prompt_chars = sum(len(m["content"]) for m in messages)
         if action in ("empty", "no_choices"):
             data = self._completion(serial, "", "stop", prompt_chars)

@@ -42,7 +42,9 @@ class FakeJudge:
     constrains its output writes; `structured_answers=False` keeps fenced YAML for every
     request. Scripted text is sent as it is. `engine` (a name in `testing.engines.ENGINES`,
     e.g. "llama-cpp-python") refuses the `response_format` dialects that server refuses,
-    with its status and message.
+    with its status and message. `images=False` refuses requests with image content parts
+    as a text-only model's server does (HTTP 400 saying the model does not support image
+    input), so that the judge's `ImagesRefusedError` can be tested.
 
     `models` are the ids `GET /v1/models` lists, in order (default: just `model`; `[]` lists
     none), and `model_fields` extra fields of every entry there, such as vLLM's
@@ -64,9 +66,14 @@ class FakeJudge:
         models: Sequence[str] | None = None,
         model_fields: Mapping[str, object] | None = None,
         engine: str | None = None,
+        images: bool = True,
     ) -> None:
         self.handler = FakeJudgeHandler(
-            policy, model=model, structured_answers=structured_answers, engine=engine
+            policy,
+            model=model,
+            structured_answers=structured_answers,
+            engine=engine,
+            images=images,
         )
         #: The ids `GET /v1/models` lists; None lists `model` alone.
         self.models: list[str] | None = None if models is None else list(models)
@@ -113,6 +120,15 @@ class FakeJudge:
     @structured_answers.setter
     def structured_answers(self, enabled: bool) -> None:
         self.handler.structured_answers = enabled
+
+    @property
+    def images(self) -> bool:
+        """Whether requests with image content parts are answered (False: HTTP 400)."""
+        return self.handler.images
+
+    @images.setter
+    def images(self, accepted: bool) -> None:
+        self.handler.images = accepted
 
     def models_reply(self) -> Reply:
         """The `GET /v1/models` answer: `models` (else `model`), each with `model_fields`."""
