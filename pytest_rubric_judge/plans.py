@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from .calls import CallCore, drive_async, drive_blocking
 from .callspec import CallSpec, Request, sendable
 from .http_policy import Completion
-from .inputs import prepare
+from .inputs import Prepared, prepare
 from .models import CallInfo, Criterion, Grade, Rubric, Verdict
 from .prompts import is_structured
 from .scoring import (
@@ -116,9 +116,7 @@ class Runner:
         The prompt may be chat messages, the responses trajectories, with a `context`
         (`inputs.prepare`); what had to be cut to fit is in the verdict's warnings.
         """
-        prepared = prepare(
-            prompt, (response_a, response_b), context=context, max_chars=core.config.max_input_chars
-        )
+        prepared = _prepare(core, prompt, (response_a, response_b), context)
         prompt, (response_a, response_b) = prepared.prompt, prepared.responses
         prompt, reference = sendable(prompt), sendable(reference)
         response_a, response_b = sendable(response_a), sendable(response_b)
@@ -165,13 +163,7 @@ class Runner:
         context: Any = None,
     ) -> Grade:
         """One response against the prompt's rubric (shared with pairwise judging)."""
-        prepared = prepare(
-            prompt,
-            (response,),
-            context=context,
-            max_chars=core.config.max_input_chars,
-            names=("the response",),
-        )
+        prepared = _prepare(core, prompt, (response,), context)
         prompt, (response,) = prepared.prompt, prepared.responses
         prompt, reference, response = sendable(prompt), sendable(reference), sendable(response)
         core.check_size(prompt=prompt, reference=reference, response=response)
@@ -217,12 +209,7 @@ class Runner:
         context: Any = None,
     ) -> Verdict:
         """Every judge's both-order verdict on the rubric judge's rubric, combined."""
-        prepared = prepare(
-            prompt,
-            (response_a, response_b),
-            context=context,
-            max_chars=rubric_core.config.max_input_chars,
-        )
+        prepared = _prepare(rubric_core, prompt, (response_a, response_b), context)
         prompt, (response_a, response_b) = prepared.prompt, prepared.responses
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
         verdicts = await gather_all(
@@ -254,13 +241,7 @@ class Runner:
         context: Any = None,
     ) -> Grade:
         """Every judge grades on the same rubric; the panel's score is the mean."""
-        prepared = prepare(
-            prompt,
-            (response,),
-            context=context,
-            max_chars=rubric_core.config.max_input_chars,
-            names=("the response",),
-        )
+        prepared = _prepare(rubric_core, prompt, (response,), context)
         prompt, (response,) = prepared.prompt, prepared.responses
         rubric = await self.rubric_for(rubric_core, prompt, reference, criteria)
         grades = await gather_all(
@@ -279,6 +260,14 @@ class Runner:
 
 
 ResultT = TypeVar("ResultT", Verdict, Grade)
+
+
+def _prepare(core: CallCore, prompt: Any, responses: tuple[Any, ...], context: Any) -> Prepared:
+    """The inputs as the judge reads them (`inputs.prepare`), within `core`'s input limit;
+    one response is "the response" in warnings, two are "response A" and "response B"."""
+    names = ("the response",) if len(responses) == 1 else None
+    limit = core.config.max_input_chars
+    return prepare(prompt, responses, context=context, max_chars=limit, names=names)
 
 
 def _warned(result: ResultT, warnings: tuple[str, ...]) -> ResultT:
