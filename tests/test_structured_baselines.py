@@ -65,7 +65,9 @@ def test_a_text_baseline_for_a_trajectory_candidate_says_how_to_fix_it(
     _suite(pytester, "Paris.")
     result = pytester.runpytest(*judge_args)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*baseline at * is text, but the candidate is a list of messages*"])
+    result.stdout.fnmatch_lines(
+        ["*baseline at * is text, but the candidate is a list of messages*"]
+    )
     assert fake_judge.request_count == 0
 
 

@@ -83,8 +83,14 @@ def workflow(folder: Path) -> None:
         EXAMPLES,
         folder,
         ignore=shutil.ignore_patterns(
-            "workflow", "judge_rubrics", ".rubric_judge_cache", ".pytest_cache", "__pycache__",
-            "test_chat.py", "test_agent.py", "test_rag.py",
+            "workflow",
+            "judge_rubrics",
+            ".rubric_judge_cache",
+            ".pytest_cache",
+            "__pycache__",
+            "test_chat.py",
+            "test_agent.py",
+            "test_rag.py",
         ),
     )
     print(f"a scratch copy of the example suite: {folder}")
