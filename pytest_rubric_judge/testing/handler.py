@@ -42,8 +42,8 @@ log = logging.getLogger("pytest_rubric_judge.testing")
 
 #: The one route that the policy answers (and that `request_count` counts).
 CHAT_PATH = "/v1/chat/completions"
-#: How the fake judge refuses images with `images=False`, as a text-only server does (the
-#: words of OpenAI's answer for a model without vision); `{model}` is the model's name.
+#: How the fake judge refuses images with `images=False`, as a text-only server does;
+#: `{model}` is the model's name.
 IMAGES_REFUSED = (
     "Invalid content type. image_url is only supported by certain models: the model {model} "
     "does not support image input."
