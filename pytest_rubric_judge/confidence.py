@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .context import current_context
 from .models import Grade, Verdict
@@ -97,6 +97,27 @@ def _run(
             return results, replace(decision, drawn=len(results))
 
 
+def _drawer(
+    judge: JudgeLike, kind: str, inputs: tuple[Any, ...], options: dict[str, Any]
+) -> Callable[[range], Sequence[Any]]:
+    """How samples of a comparison or a grading (`kind`) are drawn, a batch of indices at
+    a time: through the judge's `compare_samples`/`grade_samples` when it has them, else
+    all samples so far from `compare`/`grade` (its cache spares the earlier ones)."""
+    batch = getattr(judge, f"{kind}_samples", None)
+    whole = getattr(judge, kind)
+
+    def draw(indices: range) -> Sequence[Any]:
+        if callable(batch):
+            found: Sequence[Any] = batch(
+                *inputs, first=indices.start, count=len(indices), **options
+            )
+            return found
+        result = whole(*inputs, samples=indices.stop, **options)
+        return (result.samples or (result,))[indices.start :]
+
+    return draw
+
+
 def sequential_compare(
     judge: JudgeLike,
     test: SequentialTest,
@@ -110,33 +131,8 @@ def sequential_compare(
     context: ContextInput = None,
 ) -> Verdict:
     """A against B, sample after sample, until `test` decides on the samples' wins."""
-
-    def draw(indices: range) -> Sequence[Verdict]:
-        method = getattr(judge, "compare_samples", None)
-        if callable(method):
-            found: Sequence[Verdict] = method(
-                prompt,
-                response_a,
-                response_b,
-                first=indices.start,
-                count=len(indices),
-                criteria=criteria,
-                reference=reference,
-                context=context,
-            )
-            return found
-        # Any other JudgeLike: all samples so far (its cache spares the earlier ones).
-        verdict = judge.compare(
-            prompt,
-            response_a,
-            response_b,
-            criteria=criteria,
-            reference=reference,
-            context=context,
-            samples=indices.stop,
-        )
-        return (verdict.samples or (verdict,))[indices.start :]
-
+    options = {"criteria": criteria, "reference": reference, "context": context}
+    draw = _drawer(judge, "compare", (prompt, response_a, response_b), options)
     results, decision = _run(test, draw, won)
     combined = combine_samples(results[: decision.samples])
     return combined.model_copy(update={"sequential": decision})
@@ -154,30 +150,8 @@ def sequential_grade(
     context: ContextInput = None,
 ) -> Grade:
     """One response graded sample after sample until `test` decides on the samples' wins."""
-
-    def draw(indices: range) -> Sequence[Grade]:
-        method = getattr(judge, "grade_samples", None)
-        if callable(method):
-            found: Sequence[Grade] = method(
-                prompt,
-                response,
-                first=indices.start,
-                count=len(indices),
-                criteria=criteria,
-                reference=reference,
-                context=context,
-            )
-            return found
-        grade = judge.grade(
-            prompt,
-            response,
-            criteria=criteria,
-            reference=reference,
-            context=context,
-            samples=indices.stop,
-        )
-        return (grade.samples or (grade,))[indices.start :]
-
+    options = {"criteria": criteria, "reference": reference, "context": context}
+    draw = _drawer(judge, "grade", (prompt, response), options)
     results, decision = _run(test, draw, won)
     combined = combine_grades(results[: decision.samples])
     return combined.model_copy(update={"sequential": decision})

@@ -34,21 +34,22 @@ def api_key_from_env(environ: Mapping[str, str] | None = None) -> Secret | None:
 # -- value parsers (argparse `type=` callables) ------------------------------------------------
 
 
-def positive_float(text: str) -> float:
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
@@ -73,10 +74,7 @@ def positive_int(text: str) -> int:
 
 def confidence_level(text: str) -> float:
     """A confidence for sequential judging: above 0.5 and below 1 (0.95, not 95)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not 0.5 < value < 1:
         raise argparse.ArgumentTypeError(
             f"{text!r} must be above 0.5 and below 1, e.g. 0.95 for 95% confidence"
