@@ -4,7 +4,8 @@ Not part of the test suite. Each subcommand prints a Markdown table and writes J
 benchmarks/results/:
 
     python benchmarks/bench_compare.py throughput [--rows 2000] [--concurrency 1,8,32,128]
-        [--latency 0.1] [--servers 1] [--rows-at-1 100]
+        [--latency 0.1] [--servers 1] [--rows-at-1 100] [--gc-threshold N]
+        [--event-loop auto|uvloop|asyncio]
     python benchmarks/bench_compare.py warm [--rows 100000] [--prompts 1000]
     python benchmarks/bench_compare.py tokens [--rows 200]
     python benchmarks/bench_compare.py deepeval [--rows 200] [--concurrency 20]
@@ -137,11 +138,14 @@ def throughput(args: argparse.Namespace) -> None:
     # compare_many's module (and aiohttp) load on first use: import them here, outside the
     # timed window, or the first level measured pays their import (~0.12 s of CPU and wall).
     import pytest_rubric_judge.batch  # noqa: F401
-    from pytest_rubric_judge import plans
+    from pytest_rubric_judge import loops
     from pytest_rubric_judge.judge import Judge
 
     if args.gc_threshold is not None:  # for paired runs against the default
-        plans.BATCH_GC_THRESHOLD = args.gc_threshold
+        loops.BATCH_GC_THRESHOLD = args.gc_threshold
+    if args.event_loop is not None:  # likewise
+        os.environ[loops.LOOP_ENV] = args.event_loop
+    loops.loop_factory()  # (imports uvloop, when it is used, outside the timed window)
 
     levels = [int(c) for c in args.concurrency.split(",")]
     results = []
@@ -519,6 +523,12 @@ def main() -> int:
         type=int,
         default=None,
         help="the young generation's GC threshold during a batch (700: CPython's default)",
+    )
+    t.add_argument(
+        "--event-loop",
+        choices=["auto", "uvloop", "asyncio"],
+        default=None,
+        help="the batch's event loop (sets RUBRIC_JUDGE_EVENT_LOOP; default: auto)",
     )
     w = sub.add_parser("warm")
     w.add_argument("--rows", type=int, default=100_000)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
@@ -36,19 +36,7 @@ from .http_policy import (
 )
 from .targets import target
 
-__all__ = ["AsyncChatClient", "within"]
-
-T = TypeVar("T")
-_TIMEOUT = getattr(asyncio, "timeout", None)  # Python 3.11+
-
-
-async def within(work: Awaitable[T], seconds: float) -> T:
-    """`work`, or TimeoutError once `seconds` have passed; without `wait_for`'s extra task
-    where the running Python has `asyncio.timeout`."""
-    if _TIMEOUT is None:  # pragma: no cover - Python 3.10
-        return await asyncio.wait_for(work, seconds)
-    async with _TIMEOUT(seconds):
-        return await work
+__all__ = ["AsyncChatClient"]
 
 
 class AsyncChatClient:
@@ -125,7 +113,13 @@ class AsyncChatClient:
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
                 headers=headers,
                 auto_decompress=False,  # decoded here, under the size cap
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.policy.timeout),
+                # One deadline for the whole attempt, body included (aiohttp's timer covers
+                # reading it), not rounded up to a whole second as it is by default.
+                timeout=aiohttp.ClientTimeout(
+                    total=self.policy.timeout,
+                    sock_connect=self.policy.timeout,
+                    ceil_threshold=math.inf,
+                ),
                 trust_env=False,  # `environment_proxy` chose the proxy
                 cookie_jar=aiohttp.DummyCookieJar(),  # a judge API sets no cookies worth keeping
                 skip_auto_headers=("Accept-Encoding",),  # sent as identity above
@@ -168,7 +162,7 @@ class AsyncChatClient:
     async def _attempt(self, method: str, url: str, payload: bytes | None) -> Reply:
         """One exchange, bounded as a whole by the timeout."""
         try:
-            return await within(self._exchange(method, url, payload), self.policy.timeout)
+            return await self._exchange(method, url, payload)
         except AttemptFailed:
             raise
         except (TimeoutError, asyncio.TimeoutError):

@@ -31,7 +31,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from .errors import ParseError
 from .fences import (
@@ -288,7 +288,17 @@ class _Search(Generic[T]):
         pending = [data]
         while pending:
             value = pending.pop()
-            # (strings, lists and scalars first: an abstract class's check costs more)
+            kind = type(value)
+            # (the loaders' own types first, by identity: most values are one of these)
+            if kind is dict:
+                mapping = cast("dict[object, object]", value)
+                if mapping is not data or depth > 0:
+                    self.candidate(mapping)
+                pending.extend(mapping.values())
+                continue
+            if kind is int or kind is float or kind is bool or value is None:
+                continue
+            # (strings, lists and scalars next: an abstract class's check costs more)
             if isinstance(value, str):
                 if depth < MAX_QUOTE_DEPTH and _mentions(keys, value):  # else it holds none
                     self.quote(replace_surrogates(value), depth + 1)

@@ -48,8 +48,9 @@ from .errors import JudgeError
 from .gold import checked_input, json_type
 from .http_policy import Completion
 from .inputs import ContextInput, PromptInput, ResponseInput, prepare
+from .loops import fewer_collections, run_loop
 from .models import Criterion, Rubric, Verdict
-from .plans import Runner, async_calls, fewer_collections, threaded_calls
+from .plans import Runner, async_calls, threaded_calls
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -333,7 +334,7 @@ class _Runner:
         try:
             # Answers are stored in batches, from this thread (see `_flush_often`).
             with self.judge.cache.deferred_writes(WRITE_BATCH), fewer_collections():
-                asyncio.run(self._run(rows))
+                run_loop(self._run(rows))
         except asyncio.CancelledError:
             pass
         except BaseException as exc:  # handed to the consumer, which raises it

@@ -13,7 +13,6 @@ I/O, so every rule is tested once.
 from __future__ import annotations
 
 import email.utils
-import json
 import random
 import zlib
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from .completions import (
 from .credentials import mask, redact_url
 from .dialects import rejects_format
 from .errors import JudgeUnavailableError
+from .wire_json import json_bytes, read_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -133,43 +133,10 @@ def chat_body(
     body: dict[str, object] = {"model": model, "temperature": temperature}
     optional: dict[str, object | None] = {"max_tokens": max_tokens, "top_p": top_p, "seed": seed}
     body.update({key: value for key, value in optional.items() if value is not None})
-    encoded = ", ".join(_message_json(message) for message in messages)
-    text = f'{json.dumps(body, ensure_ascii=False)[:-1]}, "messages": [{encoded}]}}'
+    body["messages"] = messages
     if response_format is not None:
-        text = f'{text[:-1]}, "response_format": {_format_json(response_format)}}}'
-    return text.encode("utf-8")
-
-
-_FORMAT_JSON: dict[int, tuple[object, str]] = {}
-#: The JSON text of system messages, by their text: a judge's system prompts are a few
-#: templates of some kilobytes, sent with every request.
-_SYSTEM_JSON: dict[str, str] = {}
-
-
-def _message_json(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if message.get("role") != "system" or len(message) != 2 or not isinstance(content, str):
-        return json.dumps(message, ensure_ascii=False)
-    known = _SYSTEM_JSON.get(content)
-    if known is None:
-        if len(_SYSTEM_JSON) >= 64:
-            _SYSTEM_JSON.clear()
-        known = json.dumps(message, ensure_ascii=False)
-        _SYSTEM_JSON[content] = known
-    return known
-
-
-def _format_json(response_format: dict[str, object]) -> str:
-    """The JSON text of a response format. A rubric's schema is one object, sent with every
-    pass on its prompt, so its text is kept (by identity, with the object kept alive)."""
-    known = _FORMAT_JSON.get(id(response_format))
-    if known is not None and known[0] is response_format:
-        return known[1]
-    if len(_FORMAT_JSON) >= 1024:
-        _FORMAT_JSON.clear()
-    text = json.dumps(response_format, ensure_ascii=False)
-    _FORMAT_JSON[id(response_format)] = (response_format, text)
-    return text
+        body["response_format"] = response_format
+    return json_bytes(body)
 
 
 class BodyDecoder:
@@ -319,7 +286,7 @@ class Policy:
         status = outcome.status
         if 200 <= status < 300:
             try:
-                data = json.loads(outcome.body)
+                data = read_json(outcome.body)
             except (ValueError, RecursionError):
                 text = outcome.body[:200].decode("utf-8", "replace")
                 raise self.error(
@@ -489,7 +456,7 @@ class Policy:
 def _said(reply: Reply) -> str:
     """The server's error message in a reply: its JSON error's text, or the body's start."""
     try:
-        return server_message(json.loads(reply.body)) or ""
+        return server_message(read_json(reply.body)) or ""
     except (ValueError, RecursionError):
         return reply.body[:400].decode("utf-8", "replace")
 

@@ -39,8 +39,9 @@ from .endpoints import MultiClient, split_urls
 from .errors import JudgeNotConfiguredError
 from .http_policy import Completion
 from .inputs import ContextInput, PromptInput, ResponseInput
+from .loops import LoopThread
 from .models import Grade, Rubric, Usage, Verdict
-from .plans import CriteriaArg, LoopThread, Runner, threaded_calls
+from .plans import CriteriaArg, Runner, threaded_calls
 
 __all__ = [
     "DEFAULT_MAX_INPUT_CHARS",

@@ -14,15 +14,10 @@ its task, and the rubric is then remembered per judge (bounded; the cache has th
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-import threading
 from collections.abc import (
     Awaitable,
     Callable,
-    Coroutine,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -312,63 +307,3 @@ def async_calls(send: Callable[[CallCore, Request], Awaitable[Completion]]) -> C
         return await drive_async(core.protocol(spec), lambda request: send(core, request))
 
     return call
-
-
-_GC_LOCK = threading.Lock()
-_GC_HOLDERS = 0
-_GC_SAVED: tuple[int, ...] | None = None
-#: The young generation's threshold while a batch runs (CPython's default is 700).
-BATCH_GC_THRESHOLD = 7000
-
-
-@contextlib.contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Collect the young generation ten times less often while a batch runs.
-
-    A request in flight allocates hundreds of short-lived objects (the JSON body, the
-    parsed answer, pydantic models), almost none in reference cycles; at 128 in flight the
-    collector's passes over them cost about 0.1 ms of CPU per request, a tenth of the
-    client's share (docs/performance.md). The thresholds are the process's, so they are
-    restored when the last batch that raised them ends.
-    """
-    global _GC_HOLDERS, _GC_SAVED
-    with _GC_LOCK:
-        if _GC_HOLDERS == 0:
-            _GC_SAVED = gc.get_threshold()
-            gc.set_threshold(max(BATCH_GC_THRESHOLD, _GC_SAVED[0]), *_GC_SAVED[1:])
-        _GC_HOLDERS += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_HOLDERS -= 1
-            if _GC_HOLDERS == 0 and _GC_SAVED is not None:
-                gc.set_threshold(*_GC_SAVED)
-                _GC_SAVED = None
-
-
-class LoopThread:
-    """One event loop in a daemon thread, on which blocking callers run coroutines."""
-
-    def __init__(self, name: str = "rubric-judge") -> None:
-        self._name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def _started(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
-                thread.start()
-                self._loop = loop
-            return self._loop
-
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` on the loop and wait for it; an interrupt cancels it."""
-        future = asyncio.run_coroutine_threadsafe(work, self._started())
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise

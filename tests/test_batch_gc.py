@@ -6,7 +6,7 @@ import gc
 import threading
 
 from pytest_rubric_judge import Judge
-from pytest_rubric_judge.plans import BATCH_GC_THRESHOLD, fewer_collections
+from pytest_rubric_judge.loops import BATCH_GC_THRESHOLD, fewer_collections
 from pytest_rubric_judge.testing import FakeJudge, HeuristicPolicy
 from pytest_rubric_judge.testing.reading import ParsedRequest
 
