@@ -62,8 +62,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 
 def run_loop(work: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(work)` on a loop from `loop_factory` (asyncio's own on Python 3.10,
-    which cannot run a coroutine on a loop of another kind the same way)."""
+    """`asyncio.run(work)` on a loop from `loop_factory` (on Python 3.10, which has no
+    `asyncio.Runner` to take a loop factory, on asyncio's own loop)."""
     try:
         factory = loop_factory()
     except BaseException:
