@@ -7,6 +7,7 @@ bounds, input limits, samples, structured output) and how it talks to the server
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -63,8 +64,14 @@ class JudgeConfig:
             raise ValueError("samples must be 1 or more")
         if self.concurrency < 1:
             raise ValueError("concurrency must be 1 or more")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout!r}")
+        if not 0 < self.timeout < math.inf:
+            raise ValueError(f"timeout must be a positive, finite number, got {self.timeout!r}")
+        if not 0 <= self.temperature < math.inf:
+            raise ValueError(
+                f"temperature must be a finite number of 0 or more, got {self.temperature!r}"
+            )
+        if self.top_p is not None and not 0 <= self.top_p <= 1:
+            raise ValueError(f"top_p must be between 0 and 1, got {self.top_p!r}")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {self.max_retries!r}")
         if self.structured_output not in STRUCTURED_MODES:

@@ -6,6 +6,7 @@ quotes a credential. Plain Python: no pytest, nothing heavy at import.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -36,9 +37,12 @@ def api_key_from_env(environ: Mapping[str, str] | None = None) -> Secret | None:
 
 def _number(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):  # no option of this plugin means anything by inf or nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def positive_float(text: str) -> float:

@@ -526,3 +526,12 @@ def test_client_is_usable_from_many_threads_under_failures(
         thread.join(timeout=10)
     assert errors == []
     assert fake_judge.request_count == 12  # 8 calls + 4 retried failures
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 0.0, -1.0])
+def test_both_clients_refuse_a_timeout_that_is_not_positive_and_finite(timeout: float) -> None:
+    from pytest_rubric_judge.aio import AsyncChatClient
+
+    for client in (ChatClient, AsyncChatClient):
+        with pytest.raises(ValueError, match="timeout must be a positive, finite number"):
+            client("http://127.0.0.1:9/v1", timeout=timeout)

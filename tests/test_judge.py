@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,22 @@ def test_rubric_size_limits_are_part_of_the_rubric_key(
     with make_judge(fake_judge, tmp_path, max_criteria=3) as judge:
         judge.rubric("Name three rivers.")
     assert fake_judge.request_count == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"timeout": math.inf}, "timeout must be a positive, finite number, got inf"),
+        ({"timeout": 0.0}, "timeout must be a positive, finite number, got 0.0"),
+        ({"temperature": math.nan}, "temperature must be a finite number of 0 or more, got nan"),
+        ({"temperature": -0.5}, "temperature must be a finite number of 0 or more"),
+        ({"top_p": 1.5}, "top_p must be between 0 and 1, got 1.5"),
+    ],
+)
+def test_sampling_and_timeout_out_of_range_are_refused_when_built(
+    options: dict[str, float], message: str
+) -> None:
+    """Refused at once, naming the value: an infinite timeout used to reach aiohttp's
+    timer (OverflowError) and a NaN temperature the cache key."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Judge("http://127.0.0.1:9/v1", "m", cache_mode="off", **options)  # type: ignore[arg-type]

@@ -79,6 +79,18 @@ def test_bad_panel_and_strategy_are_usage_errors(pytester: pytest.Pytester) -> N
     result.stderr.fnmatch_lines(["*'loudest' is not one of majority, unanimous, mean_margin*"])
 
 
+@pytest.mark.parametrize(
+    "option", ["--judge-timeout=inf", "--judge-temperature=nan", "--judge-serve-timeout=1e999"]
+)
+def test_a_number_that_is_not_finite_is_a_usage_error(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*is not a finite number*"])
+
+
 def test_structured_output_off(
     pytester: pytest.Pytester, fake_judge: FakeJudge, judge_args: list[str]
 ) -> None:
