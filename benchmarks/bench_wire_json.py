@@ -1,7 +1,7 @@
 """JSON on the wire: a pass's request body and a completion's envelope, `json` against
 orjson (`pytest_rubric_judge.wire_json`). No server: the body is the one a judge sends
 for one pass (system, prompt, rubric, both responses, the pass's JSON Schema) and the
-envelope the one the fake judge answers it with.
+envelope the one the fake judge's handler answers it with.
 
     python benchmarks/bench_wire_json.py [--repeat 7] [--number 20000]
 
@@ -19,8 +19,7 @@ from pytest_rubric_judge.http_policy import chat_body
 from pytest_rubric_judge.judge import Judge
 from pytest_rubric_judge.models import Criterion, Rubric
 from pytest_rubric_judge.schemas import pass_format
-from pytest_rubric_judge.testing import HeuristicPolicy, json_answers
-from pytest_rubric_judge.testing.reading import read_request
+from pytest_rubric_judge.testing import FakeJudgeHandler
 from pytest_rubric_judge.wire_json import read_json
 
 NAMES = ("accuracy", "completeness", "clarity", "concision")
@@ -55,23 +54,7 @@ def main() -> None:
     messages, schema = _pass_request()
     options = {"model": "fake-judge", "seed": 0, "max_tokens": 1024, "response_format": schema}
     body = chat_body(messages, **options)
-    with json_answers():
-        answer = HeuristicPolicy()(read_request(messages))
-    envelope = json.dumps(
-        {
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "model": "fake-judge",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 900, "completion_tokens": 200, "total_tokens": 1100},
-        }
-    ).encode()
+    envelope = FakeJudgeHandler().chat(json.loads(body)).payload  # the fake judge's answer
 
     def json_body() -> bytes:
         return json.dumps(
