@@ -34,6 +34,13 @@ NOT_CONFIGURED_HINT = (
 )
 
 
+def check_timeout(seconds: float) -> None:
+    """Raise ValueError unless `seconds` is a positive, finite number (a timer cannot be
+    set to infinity: aiohttp's raises OverflowError). Shared with the clients' policy."""
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"timeout must be a positive, finite number, got {seconds!r}")
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """How a judge is asked. `urls` may be empty: the judge then answers from its cache."""
@@ -64,8 +71,7 @@ class JudgeConfig:
             raise ValueError("samples must be 1 or more")
         if self.concurrency < 1:
             raise ValueError("concurrency must be 1 or more")
-        if not 0 < self.timeout < math.inf:
-            raise ValueError(f"timeout must be a positive, finite number, got {self.timeout!r}")
+        check_timeout(self.timeout)
         if not 0 <= self.temperature < math.inf:
             raise ValueError(
                 f"temperature must be a finite number of 0 or more, got {self.temperature!r}"

@@ -13,7 +13,6 @@ I/O, so every rule is tested once.
 from __future__ import annotations
 
 import email.utils
-import math
 import random
 import zlib
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from .completions import (
     server_message,
     usage_of,
 )
+from .config import check_timeout
 from .credentials import mask, redact_url
 from .dialects import rejects_format
 from .errors import JudgeUnavailableError
@@ -253,8 +253,7 @@ class Policy:
     rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
-        if not 0 < self.timeout < math.inf:  # (aiohttp's timer cannot take inf)
-            raise ValueError(f"timeout must be a positive, finite number, got {self.timeout!r}")
+        check_timeout(self.timeout)
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {self.max_retries!r}")
         if min(self.backoff_base, self.backoff_max, self.retry_after_max) < 0:
