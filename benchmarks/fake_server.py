@@ -6,7 +6,11 @@ The answers are the fake judge's (`pytest_rubric_judge.testing.FakeJudgeHandler`
 heuristic policy: the same request reading, policy and completion bodies as in the tests),
 served by a small asyncio HTTP/1.1 server instead of the test server's thread per
 connection: the latency is a timer, not a sleeping thread, so a hundred requests in flight
-cost the server no more CPU than one at a time. Several of these may share one port
+cost the server no more CPU than one at a time. The timer starts when a request arrives,
+and the answer is computed while it runs, so each request is answered `--latency` seconds
+after it arrived, however many arrived with it (as long as the server keeps up): the
+server's own CPU, about half a millisecond per answer, would otherwise queue a burst of a
+hundred requests for tens of milliseconds on top of the latency. Several of these may share one port
 (`SO_REUSEPORT`; the kernel spreads connections between them). `--deepeval` answers
 requests that are not this project's (DeepEval's G-Eval prompts) with JSON that G-Eval
 reads. `--no-log` keeps no request log (the fake judge records every body by default).
@@ -21,7 +25,9 @@ import json
 import signal
 import socket
 import sys
+from typing import cast
 
+from pytest_rubric_judge.loops import run_loop
 from pytest_rubric_judge.testing import (
     FakeJudgeHandler,
     HeuristicPolicy,
@@ -83,8 +89,8 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (uvloop's transports are not subclasses of asyncio's, only alike)
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -93,6 +99,9 @@ class _Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        # Only read the requests here: every connection with data in this turn of the loop
+        # takes its arrival time before any answer is computed (`_answer`, queued).
+        arrival = self.loop.time()
         self.buffer += data
         while True:
             end = self.buffer.find(b"\r\n\r\n")
@@ -115,16 +124,21 @@ class _Connection(asyncio.Protocol):
                 return
             body = bytes(self.buffer[end + 4 : end + 4 + length])
             del self.buffer[: end + 4 + length]
-            if target == "/bench/stats":
-                reply = Reply.json(200, {"requests": self.handler.request_count})
-            else:
-                reply = self.handler.handle(method, target, headers, body)
-            head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
-            head += [f"Content-Length: {len(reply.payload)}"]
-            head += [f"{key}: {value}" for key, value in reply.headers.items()]
-            message = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.payload
-            delay = self.latency if reply.chat else 0.0
-            self.loop.call_later(delay, self._send, message)
+            self.loop.call_soon(self._answer, arrival, method, target, headers, body)
+
+    def _answer(
+        self, arrival: float, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> None:
+        if target == "/bench/stats":
+            reply = Reply.json(200, {"requests": self.handler.request_count})
+        else:
+            reply = self.handler.handle(method, target, headers, body)
+        head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
+        head += [f"Content-Length: {len(reply.payload)}"]
+        head += [f"{key}: {value}" for key, value in reply.headers.items()]
+        message = ("\r\n".join(head) + "\r\n\r\n").encode() + reply.payload
+        # Answers on one connection leave in order: their arrival times are in order.
+        self.loop.call_at(arrival + (self.latency if reply.chat else 0.0), self._send, message)
 
     def _send(self, message: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -165,7 +179,7 @@ def main() -> int:
     parser.add_argument("--no-log", action="store_true")
     args = parser.parse_args()
     handler = FakeJudgeHandler(BenchPolicy(deepeval=args.deepeval), record=not args.no_log)
-    asyncio.run(serve(handler, args.port, args.latency, args.max_lifetime))
+    run_loop(serve(handler, args.port, args.latency, args.max_lifetime))
     return 0
 
 

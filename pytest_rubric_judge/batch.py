@@ -69,7 +69,7 @@ Transport = Literal["auto", "async", "threads"]
 
 DEFAULT_CONCURRENCY = 32
 #: Answers stored per cache transaction, and the longest an answer waits to be stored.
-WRITE_BATCH = 64
+WRITE_BATCH = 256
 WRITE_DELAY_S = 0.25
 #: The `error_type` of a row that could not be read as input (not a judge error).
 INVALID_ROW = "InvalidRow"
@@ -375,6 +375,9 @@ class _Runner:
                 task = asyncio.create_task(self._one(index, row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                # Let the rows started so far send their requests before the next starts:
+                # else the first window's requests all leave together, after all its rows.
+                await asyncio.sleep(0)
             while tasks:
                 await asyncio.wait(set(tasks))
         finally:

@@ -90,6 +90,34 @@ def test_rows_are_read_lazily_and_stopping_cancels(fake_judge: FakeJudge) -> Non
     assert pulled < 5 + 2 * 2 + 8 + 2  # at most the window ahead of the consumer
 
 
+def test_the_first_rows_send_their_requests_before_the_window_fills(
+    fake_judge: FakeJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run starts a window of 2 x concurrency + 8 rows at once. Each started row gets a
+    # turn of the loop before the next is read, so the first request leaves at once
+    # instead of after every row of the window has done its cache lookups.
+    pulled = 0
+    pulled_at_send: list[int] = []
+
+    def counted() -> Iterator[dict[str, object]]:
+        nonlocal pulled
+        for row in _rows(40, prompts=40):
+            pulled += 1
+            yield row
+
+    send = AsyncChatClient.complete
+
+    async def recording(self, messages, **options):  # type: ignore[no-untyped-def]
+        pulled_at_send.append(pulled)
+        return await send(self, messages, **options)
+
+    monkeypatch.setattr(AsyncChatClient, "complete", recording)
+    with Judge(fake_judge.url, fake_judge.model) as judge:
+        results = list(compare_many(judge, counted(), concurrency=16))
+    assert len(results) == 40 and all(r.ok for r in results)
+    assert pulled_at_send[0] <= 2  # (40 without the turn: the whole window first)
+
+
 def test_interrupted_run_resumes_from_the_cache(fake_judge: FakeJudge, tmp_path: Path) -> None:
     rows = _rows(12, prompts=12)
     with Judge(fake_judge.url, fake_judge.model, cache_dir=tmp_path) as judge:
@@ -130,7 +158,8 @@ def test_a_killed_run_keeps_every_answer_older_than_the_write_delay(tmp_path: Pa
 
     from pytest_rubric_judge.batch import WRITE_DELAY_S
 
-    # Slow enough that fewer answers than a batch (64) arrive: only the timer stores them.
+    # Slow enough that fewer answers than a batch (`WRITE_BATCH`) arrive: only the timer
+    # stores them.
     with FakeJudge(latency=0.1) as fake:
         run = subprocess.Popen(
             [sys.executable, "-c", _KILLED_RUN, fake.url, str(tmp_path), "400"],
