@@ -375,8 +375,7 @@ class _Runner:
                 task = asyncio.create_task(self._one(index, row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                # Let the rows started so far send their requests before the next starts:
-                # else the first window's requests all leave together, after all its rows.
+                # A turn of the loop per row: the first requests leave before the window fills.
                 await asyncio.sleep(0)
             while tasks:
                 await asyncio.wait(set(tasks))

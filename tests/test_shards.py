@@ -45,7 +45,9 @@ def _rows() -> list[dict[str, Any]]:
             "id": f"r{i}",
             "prompt": f"Tell me about {topic}.",
             "response_A": f"{topic}." * (1 + i % 2),
-            "response_B": f"A detailed answer about {topic}, with facts and examples. "
+            # (no two rows alike: two identical comparisons in flight at once are both
+            # asked, so the number of requests would depend on timing)
+            "response_B": f"A detailed answer about {topic} ({i}), with facts and examples. "
             * (1 + i % 3),
         }
         if i % 5 == 0:
