@@ -375,8 +375,7 @@ class _Runner:
                 task = asyncio.create_task(self._one(index, row))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-                # A turn of the loop per row: the first requests leave before the window fills.
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a turn per row: the first requests leave at once
             while tasks:
                 await asyncio.wait(set(tasks))
         finally:
@@ -411,12 +410,14 @@ class _Runner:
     def _sender(
         self, client: AsyncChatClient | AsyncMultiClient
     ) -> Callable[[CallCore, Request], Awaitable[Completion]]:
-        requests = self._requests
+        requests, options = self._requests, CallCore.request_options
         assert requests is not None
 
         async def send(core: CallCore, request: Request) -> Completion:
             async with requests:
-                return await client.complete(request.messages, **core.request_options(request))
+                completion = await client.complete(request.messages, **options(core, request))
+            await asyncio.sleep(0)  # the freed slot's next request leaves before this is read
+            return completion
 
         return send
 

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_rubric_judge.aio import AsyncChatClient
 from pytest_rubric_judge.batch import RowResult, compare_many
+from pytest_rubric_judge.calls import CallCore
 from pytest_rubric_judge.errors import JudgeUnavailableError
 from pytest_rubric_judge.judge import Judge
 from pytest_rubric_judge.testing import FakeJudge, FixedPolicy
@@ -116,6 +117,31 @@ def test_the_first_rows_send_their_requests_before_the_window_fills(
         results = list(compare_many(judge, counted(), concurrency=16))
     assert len(results) == 40 and all(r.ok for r in results)
     assert pulled_at_send[0] <= 2  # (40 without the turn: the whole window first)
+
+
+def test_a_freed_slot_sends_the_next_request_before_the_answer_is_read(
+    fake_judge: FakeJudge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With every slot taken, the request waiting for one leaves as soon as a slot frees,
+    # before the answer that freed it is read and stored: the slots stay in use.
+    events: list[str] = []
+    send = AsyncChatClient.complete
+    store = CallCore._store
+
+    async def recording(self, messages, **options):  # type: ignore[no-untyped-def]
+        events.append("send")
+        return await send(self, messages, **options)
+
+    def stored(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("stored")
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncChatClient, "complete", recording)
+    monkeypatch.setattr(CallCore, "_store", stored)
+    with Judge(fake_judge.url, fake_judge.model) as judge:
+        results = list(compare_many(judge, _rows(3, prompts=3), concurrency=1))
+    assert len(results) == 3 and all(r.ok for r in results)
+    assert events[:3] == ["send", "send", "stored"]  # (else: send, stored, send)
 
 
 def test_interrupted_run_resumes_from_the_cache(fake_judge: FakeJudge, tmp_path: Path) -> None:
