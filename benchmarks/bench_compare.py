@@ -5,14 +5,17 @@ benchmarks/results/:
 
     python benchmarks/bench_compare.py throughput [--rows 2000] [--concurrency 1,8,32,128]
         [--latency 0.1] [--servers 1] [--rows-at-1 100] [--gc-threshold N]
-        [--event-loop auto|uvloop|asyncio]
+        [--event-loop auto|uvloop|asyncio] [--repeat N]
     python benchmarks/bench_compare.py warm [--rows 100000] [--prompts 1000]
     python benchmarks/bench_compare.py tokens [--rows 200]
     python benchmarks/bench_compare.py deepeval [--rows 200] [--concurrency 20]
 
 throughput: the fake judge runs in its own process(es) with a fixed latency per request;
 each concurrency level gets a fresh cache, and the wall time is compared with the latency
-bound, requests x latency / concurrency (ratio = bound / wall, 1.0 is ideal).
+bound, requests x latency / concurrency (ratio = bound / wall, 1.0 is ideal). With
+`--repeat N` each level runs N times (a fresh cache each) and the table shows the median
+run by ratio, with the range: on a small shared machine one run of a few seconds is one
+sample of the machine's state as much as of the code.
 warm: 100k rows whose judge answers are all in the cache (written directly, no server);
 `rubric-judge compare` in replay mode, its peak RSS and time per row.
 tokens: judge tokens per comparison with the shared rubric, against regenerating the
@@ -139,7 +142,6 @@ def throughput(args: argparse.Namespace) -> None:
     # timed window, or the first level measured pays their import (~0.12 s of CPU and wall).
     import pytest_rubric_judge.batch  # noqa: F401
     from pytest_rubric_judge import loops
-    from pytest_rubric_judge.judge import Judge
 
     if args.gc_threshold is not None:  # for paired runs against the default
         loops.BATCH_GC_THRESHOLD = args.gc_threshold
@@ -151,45 +153,61 @@ def throughput(args: argparse.Namespace) -> None:
     results = []
     with servers(args.latency, args.servers) as server:
         for concurrency in levels:
-            count = args.rows_at_1 if concurrency == 1 and args.rows_at_1 else args.rows
-            data = rows(count)
-            with tempfile.TemporaryDirectory() as cache:
-                judge = Judge(server.url, MODEL, cache_dir=cache, max_retries=0)
-                server_cpu = server.cpu_s()
-                cpu, started = time.process_time(), time.perf_counter()
-                done = errors = 0
-                for result in judge.compare_many(data, concurrency=concurrency):
-                    done += 1
-                    errors += not result.ok
-                wall = time.perf_counter() - started
-                cpu = time.process_time() - cpu
-                server_cpu = server.cpu_s() - server_cpu
-                requests = judge.stats.requests
-                judge.close()
-            bound = requests * args.latency / concurrency
-            row = {
-                "concurrency": concurrency,
-                "comparisons": done,
-                "errors": errors,
-                "requests": requests,
-                "wall_s": round(wall, 2),
-                "bound_s": round(bound, 2),
-                "ratio": round(bound / wall, 3),
-                "requests_per_s": round(requests / wall, 1),
-                "client_cpu_ms_per_request": round(cpu / requests * 1000, 2),
-                "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
-            }
+            runs = [_level(server, concurrency, args) for _ in range(args.repeat)]
+            for row in runs:
+                print(row, flush=True)
+            runs.sort(key=lambda row: row["ratio"])
+            row = dict(runs[len(runs) // 2])  # the median run (the upper one of an even count)
+            row["runs"] = len(runs)
+            row["ratio_range"] = [runs[0]["ratio"], runs[-1]["ratio"]]
             results.append(row)
-            print(row, flush=True)
-    print("\n| concurrency | comparisons | requests | wall s | bound s | ratio | req/s | "
-          "client CPU ms/req | server CPU ms/req |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    repeated = args.repeat > 1
+    head = "| concurrency | comparisons | requests | wall s | bound s | ratio | req/s | "
+    head += "client CPU ms/req | server CPU ms/req |" + " runs | ratio range |" * repeated
+    print("\n" + head)
+    print("|---|---|---|---|---|---|---|---|---|" + "---|---|" * repeated)
     for r in results:
+        spread = f" {r['runs']} | {r['ratio_range'][0]}-{r['ratio_range'][1]} |"
         print(f"| {r['concurrency']} | {r['comparisons']} | {r['requests']} | {r['wall_s']} | "
               f"{r['bound_s']} | {r['ratio']} | {r['requests_per_s']} | "
-              f"{r['client_cpu_ms_per_request']} | {r['server_cpu_ms_per_request']} |")  # fmt: skip
+              f"{r['client_cpu_ms_per_request']} | {r['server_cpu_ms_per_request']} |"
+              + spread * repeated)  # fmt: skip
     name = f"throughput-{args.servers}srv"
     save(name, {"latency_s": args.latency, "servers": args.servers, "results": results})
+
+
+def _level(server: Servers, concurrency: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One run of one concurrency level on a fresh cache."""
+    from pytest_rubric_judge.judge import Judge
+
+    count = args.rows_at_1 if concurrency == 1 and args.rows_at_1 else args.rows
+    data = rows(count)
+    with tempfile.TemporaryDirectory() as cache:
+        judge = Judge(server.url, MODEL, cache_dir=cache, max_retries=0)
+        server_cpu = server.cpu_s()
+        cpu, started = time.process_time(), time.perf_counter()
+        done = errors = 0
+        for result in judge.compare_many(data, concurrency=concurrency):
+            done += 1
+            errors += not result.ok
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        server_cpu = server.cpu_s() - server_cpu
+        requests = judge.stats.requests
+        judge.close()
+    bound = requests * args.latency / concurrency
+    return {
+        "concurrency": concurrency,
+        "comparisons": done,
+        "errors": errors,
+        "requests": requests,
+        "wall_s": round(wall, 2),
+        "bound_s": round(bound, 2),
+        "ratio": round(bound / wall, 3),
+        "requests_per_s": round(requests / wall, 1),
+        "client_cpu_ms_per_request": round(cpu / requests * 1000, 2),
+        "server_cpu_ms_per_request": round(server_cpu / requests * 1000, 2),
+    }
 
 
 # -- warm cache and memory --------------------------------------------------------------
@@ -523,6 +541,9 @@ def main() -> int:
         type=int,
         default=None,
         help="the young generation's GC threshold during a batch (700: CPython's default)",
+    )
+    t.add_argument(
+        "--repeat", type=int, default=1, help="runs per level; the table shows the median"
     )
     t.add_argument(
         "--event-loop",
