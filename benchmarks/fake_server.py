@@ -10,7 +10,8 @@ cost the server no more CPU than one at a time. The timer starts when a request 
 and the answer is computed while it runs, so each request is answered `--latency` seconds
 after it arrived, however many arrived with it (as long as the server keeps up): the
 server's own CPU, about half a millisecond per answer, would otherwise queue a burst of a
-hundred requests for tens of milliseconds on top of the latency. Several of these may share one port
+hundred requests for tens of milliseconds on top of the latency. It runs on uvloop's
+loop where installed (`loops.run_loop`). Several of these may share one port
 (`SO_REUSEPORT`; the kernel spreads connections between them). `--deepeval` answers
 requests that are not this project's (DeepEval's G-Eval prompts) with JSON that G-Eval
 reads. `--no-log` keeps no request log (the fake judge records every body by default).
