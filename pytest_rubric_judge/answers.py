@@ -289,27 +289,20 @@ class _Search(Generic[T]):
         while pending:
             value = pending.pop()
             kind = type(value)
-            # (the loaders' own types first, by identity: most values are one of these)
-            if kind is dict:
-                mapping = cast("dict[object, object]", value)
-                if mapping is not data or depth > 0:
-                    self.candidate(mapping)
-                pending.extend(mapping.values())
-                continue
+            # (the loaders' own types by identity first: an abstract class's check costs more)
             if kind is int or kind is float or kind is bool or value is None:
                 continue
-            # (strings, lists and scalars next: an abstract class's check costs more)
             if isinstance(value, str):
                 if depth < MAX_QUOTE_DEPTH and _mentions(keys, value):  # else it holds none
                     self.quote(replace_surrogates(value), depth + 1)
             elif isinstance(value, list):
                 pending.extend(value)
-            elif value is None or isinstance(value, (bool, int, float)):
-                continue
-            elif isinstance(value, Mapping):
-                if value is not data or depth > 0:
-                    self.candidate(value)
-                pending.extend(value.values())
+            elif kind is dict or isinstance(value, Mapping):
+                mapping = cast("Mapping[object, object]", value)
+                if mapping is not data or depth > 0:
+                    self.candidate(mapping)
+                pending.extend(mapping.values())
+            # (any other value, such as a subclass of int, holds nothing)
 
     def quote(self, text: str, depth: int) -> None:
         """A string of an answer: it may be an answer, or quote one in a block or region."""

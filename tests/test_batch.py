@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,17 @@ def test_rows_are_read_lazily_and_stopping_cancels(fake_judge: FakeJudge) -> Non
     assert pulled < 5 + 2 * 2 + 8 + 2  # at most the window ahead of the consumer
 
 
+def _on_send(monkeypatch: pytest.MonkeyPatch, record: Callable[[], object]) -> None:
+    """Call `record` each time the asyncio client is asked for a completion."""
+    send = AsyncChatClient.complete
+
+    async def recording(self, messages, **options):  # type: ignore[no-untyped-def]
+        record()
+        return await send(self, messages, **options)
+
+    monkeypatch.setattr(AsyncChatClient, "complete", recording)
+
+
 def test_the_first_rows_send_their_requests_before_the_window_fills(
     fake_judge: FakeJudge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,13 +117,7 @@ def test_the_first_rows_send_their_requests_before_the_window_fills(
             pulled += 1
             yield row
 
-    send = AsyncChatClient.complete
-
-    async def recording(self, messages, **options):  # type: ignore[no-untyped-def]
-        pulled_at_send.append(pulled)
-        return await send(self, messages, **options)
-
-    monkeypatch.setattr(AsyncChatClient, "complete", recording)
+    _on_send(monkeypatch, lambda: pulled_at_send.append(pulled))
     with Judge(fake_judge.url, fake_judge.model) as judge:
         results = list(compare_many(judge, counted(), concurrency=16))
     assert len(results) == 40 and all(r.ok for r in results)
@@ -125,18 +130,13 @@ def test_a_freed_slot_sends_the_next_request_before_the_answer_is_read(
     # With every slot taken, the request waiting for one leaves as soon as a slot frees,
     # before the answer that freed it is read and stored: the slots stay in use.
     events: list[str] = []
-    send = AsyncChatClient.complete
     store = CallCore._store
-
-    async def recording(self, messages, **options):  # type: ignore[no-untyped-def]
-        events.append("send")
-        return await send(self, messages, **options)
 
     def stored(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         events.append("stored")
         return store(self, *args, **kwargs)
 
-    monkeypatch.setattr(AsyncChatClient, "complete", recording)
+    _on_send(monkeypatch, lambda: events.append("send"))
     monkeypatch.setattr(CallCore, "_store", stored)
     with Judge(fake_judge.url, fake_judge.model) as judge:
         results = list(compare_many(judge, _rows(3, prompts=3), concurrency=1))
